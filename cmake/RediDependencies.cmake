@@ -1,0 +1,26 @@
+# Finds redi's CPU dependencies: Eigen (required), OpenMP and OpenBLAS (optional, used when found).
+include(GNUInstallDirs)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+
+set(REDI_HAVE_OPENMP OFF)
+if(REDI_USE_OPENMP)
+  find_package(OpenMP COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    set(REDI_HAVE_OPENMP ON)
+  endif()
+endif()
+
+set(REDI_HAVE_OPENBLAS OFF)
+if(REDI_USE_OPENBLAS)
+  find_path(REDI_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas openblas-pthread
+            PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu)
+  find_library(REDI_OPENBLAS_LIB NAMES openblas)
+  if(REDI_CBLAS_INCLUDE AND REDI_OPENBLAS_LIB)
+    set(REDI_HAVE_OPENBLAS ON)
+    set(REDI_OPENBLAS_LIBRARIES ${REDI_OPENBLAS_LIB})
+    set(REDI_OPENBLAS_INCLUDE_DIRS ${REDI_CBLAS_INCLUDE})
+    message(STATUS "redi: CPU GEMM through OpenBLAS (${REDI_OPENBLAS_LIB})")
+  else()
+    message(STATUS "redi: OpenBLAS not found, CPU GEMM through Eigen")
+  endif()
+endif()
