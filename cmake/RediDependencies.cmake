@@ -1,5 +1,6 @@
-# Finds redi's CPU dependencies: Eigen (required), OpenMP and OpenBLAS (optional, used when found).
-include(GNUInstallDirs)
+# redi's CPU dependencies: Eigen (required), OpenMP and OpenBLAS (optional, used when found and
+# not switched off). Every dependency is consumed through an imported target so that the
+# exported redi::redi names targets, not absolute paths; rediConfig.cmake finds them again.
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 
 set(REDI_HAVE_OPENMP OFF)
@@ -7,20 +8,25 @@ if(REDI_USE_OPENMP)
   find_package(OpenMP COMPONENTS CXX)
   if(OpenMP_CXX_FOUND)
     set(REDI_HAVE_OPENMP ON)
+  else()
+    message(STATUS "redi: OpenMP not found, CPU ops single-threaded")
   endif()
 endif()
 
 set(REDI_HAVE_OPENBLAS OFF)
 if(REDI_USE_OPENBLAS)
-  find_path(REDI_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas openblas-pthread
-            PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu)
-  find_library(REDI_OPENBLAS_LIB NAMES openblas)
-  if(REDI_CBLAS_INCLUDE AND REDI_OPENBLAS_LIB)
+  find_package(RediOpenBLAS)  # cmake/FindRediOpenBLAS.cmake -> RediOpenBLAS::OpenBLAS
+  if(RediOpenBLAS_FOUND)
     set(REDI_HAVE_OPENBLAS ON)
-    set(REDI_OPENBLAS_LIBRARIES ${REDI_OPENBLAS_LIB})
-    set(REDI_OPENBLAS_INCLUDE_DIRS ${REDI_CBLAS_INCLUDE})
-    message(STATUS "redi: CPU GEMM through OpenBLAS (${REDI_OPENBLAS_LIB})")
+    message(STATUS "redi: CPU GEMM through OpenBLAS (${RediOpenBLAS_LIBRARY})")
   else()
     message(STATUS "redi: OpenBLAS not found, CPU GEMM through Eigen")
   endif()
 endif()
+
+# Codec libraries used only by the dataset readers (redi/data): zlib for gzip'd IDX files,
+# Debian's prebuilt libstb for PNG/JPEG (redi never defines STB_IMAGE_IMPLEMENTATION).
+# Code that includes redi/data/idx.hpp links ZLIB::ZLIB; image_io.hpp / cifar10.hpp link
+# ${REDI_STB_LIBRARY}.
+find_package(ZLIB)
+find_library(REDI_STB_LIBRARY NAMES stb)

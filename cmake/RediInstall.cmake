@@ -1,13 +1,30 @@
-# install(EXPORT) + package config so that find_package(redi) works from an install prefix.
+# Install rules + package config: after `cmake --install`, `find_package(redi)` works from the
+# prefix and gives redi::redi (and redi::cuda when redi was configured with CUDA). The package
+# config re-finds every dependency on the consuming machine (no build-machine paths inside).
 include(CMakePackageConfigHelpers)
-install(TARGETS redi EXPORT rediTargets)
+set(REDI_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/redi" CACHE STRING
+    "Where redi's CMake package files go, relative to the install prefix")
+
+set(_redi_export_targets redi)
+if(REDI_HAVE_CUDA)
+  list(APPEND _redi_export_targets redi_cuda)
+endif()
+install(TARGETS ${_redi_export_targets} EXPORT rediTargets)
 install(DIRECTORY include/redi DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(EXPORT rediTargets NAMESPACE redi:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/redi)
+install(EXPORT rediTargets NAMESPACE redi:: DESTINATION ${REDI_INSTALL_CMAKEDIR})
+
 configure_package_config_file(cmake/rediConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/rediConfig.cmake
-  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/redi)
+  INSTALL_DESTINATION ${REDI_INSTALL_CMAKEDIR})
+# The library is header-only, but 0.x releases break between minors.
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/rediConfigVersion.cmake
   COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/rediConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/rediConfigVersion.cmake
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/redi)
+              ${PROJECT_SOURCE_DIR}/cmake/FindRediOpenBLAS.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/FindRediCUDNN.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/RediCudaStd.cmake
+        DESTINATION ${REDI_INSTALL_CMAKEDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE ${PROJECT_SOURCE_DIR}/README.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} OPTIONAL)
+unset(_redi_export_targets)

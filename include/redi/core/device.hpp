@@ -23,14 +23,14 @@ concept Device = requires(std::size_t n, void* p, const void* q) {
   D::memset_zero(p, n);
 };
 
-/// The CPU. Ops are Eigen/OpenBLAS + OpenMP; memory is 64-byte aligned host memory.
+/// The CPU. Ops are Eigen/OpenBLAS + OpenMP; memory is 256-byte aligned host memory.
 struct Cpu {
   static constexpr bool is_host = true;
   static constexpr const char* name = "cpu";
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
-    std::size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    std::size_t rounded = (bytes + 255) / 256 * 256;  // 256: the workspace's alignment
+    void* p = std::aligned_alloc(256, rounded);
     REDI_CHECK(p != nullptr, "cpu: out of memory allocating ", bytes, " bytes");
     return p;
   }

@@ -1,0 +1,148 @@
+// redi/data/image_io.hpp — decoding PNG/JPEG files (stb_image), and class-per-folder image
+// datasets (root/<class_name>/<file>.png|jpg|jpeg).
+//
+// DEPENDENCY: stb_image. This header only *declares* stb_image's functions (it includes
+// stb_image.h without STB_IMAGE_IMPLEMENTATION): a header-only library cannot define the
+// implementation, because every translation unit including it would emit the same non-inline
+// functions and the link would break (ODR). Link Debian's prebuilt library instead
+// (libstb-dev: header /usr/include/stb/stb_image.h, library libstb.so, `-lstb`), or, without
+// libstb, define STB_IMAGE_IMPLEMENTATION in exactly ONE .cpp of your program before including
+// <stb_image.h> (or this header).
+#pragma once
+#if __has_include(<stb/stb_image.h>)
+#include <stb/stb_image.h>
+#else
+#include <stb_image.h>
+#endif
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "redi/core/error.hpp"
+#include "redi/data/dataset.hpp"
+#include "redi/data/resample.hpp"
+
+namespace redi::data {
+
+/// A decoded image, HWC uint8.
+struct DecodedImage {
+  int h = 0, w = 0, c = 0;
+  int file_channels = 0;  ///< channels stored in the file before conversion
+  std::vector<std::uint8_t> pixels;
+};
+
+/// The bytes of a file; redi::Error naming it when it cannot be read.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REDI_CHECK(f.good(), path, ": cannot open");
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  REDI_CHECK(size >= 0, path, ": cannot determine the size");
+  f.seekg(0, std::ios::beg);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  f.read(reinterpret_cast<char*>(bytes.data()), size);
+  REDI_CHECK(f.good() || size == 0, path, ": read error");
+  return bytes;
+}
+
+/// Decodes an image from memory into `channels` channels (1: grey, 3: RGB, 4: RGBA; stb
+/// converts). `what` names the image in errors (the file path).
+inline DecodedImage decode_image(const std::uint8_t* data, std::size_t size, int channels, const std::string& what) {
+  REDI_CHECK(channels >= 1 && channels <= 4, what, ": cannot decode to ", channels, " channels");
+  REDI_CHECK(size > 0 && size < std::size_t(1) << 31, what, ": ", size, " bytes is not a decodable image size");
+  int w = 0, h = 0, comp = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> px(
+      stbi_load_from_memory(data, int(size), &w, &h, &comp, channels), stbi_image_free);
+  if (!px) {
+    const char* why = stbi_failure_reason();
+    REDI_FAIL(what, ": cannot decode image (", why ? why : "unknown stb_image error", ")");
+  }
+  DecodedImage im;
+  im.h = h, im.w = w, im.c = channels, im.file_channels = comp;
+  im.pixels.assign(px.get(), px.get() + std::size_t(h) * std::size_t(w) * std::size_t(channels));
+  return im;
+}
+
+inline DecodedImage decode_image_file(const std::string& path, int channels = 3) {
+  const auto bytes = read_file_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), channels, path);
+}
+
+/// Options of load_image_folder.
+struct ImageFolderOptions {
+  int channels = 3;     ///< decode to 1 (grey) or 3 (RGB)
+  int image_size = 0;   ///< > 0: ADM center crop every image to size x size (center_crop_adm);
+                        ///< 0: images are kept as they are and must all have one size
+  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg"};  ///< case-insensitive
+};
+
+/// root/<class_name>/<files>: class labels are the sorted (byte order) sub-directory names,
+/// files are read in sorted order within each class; other files are ignored. Hidden entries
+/// (name starting with '.') are skipped. A file that fails to decode throws redi::Error
+/// naming it.
+inline ImageDataset load_image_folder(const std::string& root, const ImageFolderOptions& opt = {}) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  REDI_CHECK(fs::is_directory(root, ec), root, ": not a directory (image folder root expected)");
+  REDI_CHECK(opt.channels == 1 || opt.channels == 3, root, ": image folder channels must be 1 or 3, got ", opt.channels);
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  REDI_CHECK(!classes.empty(), root, ": no class sub-directories");
+  auto wanted = [&](const fs::path& p) {
+    std::string ext = p.extension().string();
+    for (auto& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return std::find(opt.extensions.begin(), opt.extensions.end(), ext) != opt.extensions.end();
+  };
+  ImageDataset ds;
+  ds.c = opt.channels;
+  ds.num_classes = int(classes.size());
+  ds.class_names = classes;
+  ds.source = root;
+  for (std::size_t k = 0; k < classes.size(); ++k) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(fs::path(root) / classes[k]))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.' && wanted(e.path()))
+        files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      DecodedImage im = decode_image_file(f, opt.channels);
+      std::vector<std::uint8_t> px;
+      int h = im.h, w = im.w;
+      if (opt.image_size > 0) {
+        px = center_crop_adm(im.pixels.data(), im.h, im.w, im.c, opt.image_size);
+        h = w = opt.image_size;
+      } else {
+        px = std::move(im.pixels);
+      }
+      if (ds.n == 0) {
+        ds.h = h, ds.w = w;
+      } else {
+        REDI_CHECK(h == ds.h && w == ds.w, f, ": image is ", h, "x", w, " but earlier images are ", ds.h, "x", ds.w,
+                   " (set ImageFolderOptions::image_size to center-crop)");
+      }
+      ds.pixels.insert(ds.pixels.end(), px.begin(), px.end());
+      ds.labels.push_back(int(k));
+      ++ds.n;
+    }
+  }
+  if (ds.n == 0) {
+    std::string exts;
+    for (const auto& e : opt.extensions) {
+      if (!exts.empty()) exts += ' ';
+      exts += e;
+    }
+    REDI_FAIL(root, ": no images (", exts, ") in its class sub-directories");
+  }
+  ds.validate();
+  return ds;
+}
+
+}  // namespace redi::data

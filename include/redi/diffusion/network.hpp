@@ -1,0 +1,87 @@
+// redi/diffusion/network.hpp — the contract between a denoiser network and the diffusion
+// policies (objectives, samplers, guidance). The policies only ever see a network through
+// this concept, so any backbone (DiT, SiT, a test oracle, a toy linear map) plugs in.
+//
+// Channel layout ("fused"): input [B, Cin, H, W] with Cin = Cx + r — the image-latent channels
+// first, then the r representation (PCA'd DINOv2) channels. Output [B, Cout, H, W] with
+// Cout = Cin, or Cout = 2*Cin when the network learns sigma (DiT learn_sigma): the first Cin
+// channels are the eps prediction for all channels (x then z), the next Cin the variance
+// interpolation values v of improved-DDPM's learned range (one per input channel, x then z).
+//
+// Time: DDPM networks get the ORIGINAL integer timestep 0..999 as a T (also when sampling
+// with a respaced schedule); flow-matching networks get t in [0, 1] (t = 1 is data).
+// Labels: ints in [0, num_classes]; num_classes (= null_class()) is the CFG "null" row.
+// The network must NOT drop labels itself: label dropout is done by redi::JointLoss.
+#pragma once
+#include <concepts>
+#include <type_traits>
+
+#include "redi/core/error.hpp"
+
+namespace redi {
+
+/// Inference contract: what samplers and guidance need.
+template <class N>
+concept Network = std::floating_point<typename N::value_type> &&
+    requires(N& n, const typename N::value_type* x, const typename N::value_type* t, const int* y,
+             typename N::value_type* out, int B) {
+      { n.channels_in() } -> std::convertible_to<int>;     // Cx + r
+      { n.channels_out() } -> std::convertible_to<int>;    // Cin or 2*Cin (learned sigma)
+      { n.image_channels() } -> std::convertible_to<int>;  // Cx
+      { n.height() } -> std::convertible_to<int>;
+      { n.width() } -> std::convertible_to<int>;
+      { n.null_class() } -> std::convertible_to<int>;      // label of the CFG null row
+      n.forward(x, t, y, B, out);
+    };
+
+/// Training contract: a Network whose backward(dout) accumulates parameter gradients from
+/// d loss / d out of the most recent forward() call (dout has the shape of that out).
+template <class N>
+concept TrainableNetwork = Network<N> && requires(N& n, const typename N::value_type* dout) {
+  n.backward(dout);
+};
+
+namespace diffusion {
+
+/// Element count below which the diffusion loops stay single-threaded: an OpenMP region
+/// costs more than it saves for small batches (and badly so on an oversubscribed host, where
+/// threads spin at the barrier while their partner is descheduled).
+inline constexpr long long kOmpMinWork = 1LL << 16;
+
+/// Sizes of the fused layout, read once from a network and checked.
+struct Layout {
+  int cx = 0, cin = 0, cout = 0, h = 0, w = 0;
+  bool learned_sigma = false;
+  int hw() const { return h * w; }
+  int r() const { return cin - cx; }
+  long long in_elems() const { return (long long)cin * h * w; }    // per sample
+  long long out_elems() const { return (long long)cout * h * w; }  // per sample
+};
+
+template <Network N>
+Layout layout_of(N& net) {
+  Layout L;
+  L.cx = int(net.image_channels());
+  L.cin = int(net.channels_in());
+  L.cout = int(net.channels_out());
+  L.h = int(net.height());
+  L.w = int(net.width());
+  REDI_CHECK(L.cx > 0 && L.cx <= L.cin, "network: image_channels()=", L.cx,
+             " must be in [1, channels_in()=", L.cin, "]");
+  REDI_CHECK(L.cout == L.cin || L.cout == 2 * L.cin, "network: channels_out()=", L.cout,
+             " must be channels_in()=", L.cin, " or 2*channels_in() (learned sigma)");
+  REDI_CHECK(L.h > 0 && L.w > 0, "network: height/width must be positive");
+  L.learned_sigma = (L.cout == 2 * L.cin);
+  return L;
+}
+
+/// Compile-time "learns sigma" trait: a network type may expose
+/// `static constexpr bool learns_sigma`; types that do not are checked at run time only.
+template <class N>
+constexpr bool static_learns_sigma() {
+  if constexpr (requires { N::learns_sigma; }) return bool(N::learns_sigma);
+  else return false;
+}
+
+}  // namespace diffusion
+}  // namespace redi

@@ -1,0 +1,69 @@
+// redi/nn/config.hpp — run-time model geometry (depth, width, heads, patch, channels) and the
+// DiT/SiT size presets S/B/L/XL x patch 2/4/8.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "redi/core/error.hpp"
+
+namespace redi {
+
+struct ModelConfig {
+  int input_size = 32;        // H == W of the latent (or pixel) grid
+  int patch = 2;              // p
+  int image_channels = 4;     // Cx: VAE latent (or pixel) channels
+  int feature_channels = 8;   // r: PCA feature channels; 0 = the plain DiT/SiT
+  int depth = 12;
+  int width = 384;            // D
+  int heads = 6;
+  int mlp_ratio = 4;
+  int num_classes = 1000;     // the label table has num_classes + 1 rows (last = null / CFG)
+  bool learn_sigma = false;   // DiT: doubles the outputs (variance interpolation values)
+  int freq_dim = 256;         // timestep sinusoid size
+
+  int grid() const { return input_size / patch; }
+  int tokens() const { return grid() * grid(); }          // L per modality
+  int channels_in() const { return image_channels + feature_channels; }
+  int channels_out() const { return learn_sigma ? 2 * channels_in() : channels_in(); }
+  int head_dim() const { return width / heads; }
+  int null_class() const { return num_classes; }
+
+  /// Throws redi::Error naming the first inconsistent field.
+  void validate() const {
+    REDI_CHECK(patch == 1 || patch == 2 || patch == 4 || patch == 8, "ModelConfig: patch ", patch,
+               " not in {1,2,4,8}");
+    REDI_CHECK(input_size > 0 && input_size % patch == 0, "ModelConfig: input_size ", input_size,
+               " must be a positive multiple of patch ", patch);
+    REDI_CHECK(image_channels > 0, "ModelConfig: image_channels must be > 0");
+    REDI_CHECK(feature_channels >= 0, "ModelConfig: feature_channels must be >= 0");
+    REDI_CHECK(depth > 0, "ModelConfig: depth must be > 0");
+    REDI_CHECK(heads > 0 && width % heads == 0, "ModelConfig: width ", width,
+               " must be divisible by heads ", heads);
+    REDI_CHECK(width % 4 == 0, "ModelConfig: width ", width,
+               " must be divisible by 4 (2-D sin-cos position embedding)");
+    REDI_CHECK(num_classes >= 1, "ModelConfig: num_classes must be >= 1 (1 = unconditional)");
+    REDI_CHECK(freq_dim % 2 == 0, "ModelConfig: freq_dim must be even");
+    REDI_CHECK(mlp_ratio >= 1, "ModelConfig: mlp_ratio must be >= 1");
+  }
+
+  /// "S/2", "B/4", "XL/2", ... (DiT/SiT presets); other fields keep their values.
+  ModelConfig& preset(std::string_view name) {
+    auto slash = name.find('/');
+    REDI_CHECK(slash != std::string_view::npos, "ModelConfig::preset: '", std::string(name),
+               "' is not SIZE/PATCH (e.g. S/2, XL/2)");
+    std::string_view size = name.substr(0, slash);
+    std::string_view p = name.substr(slash + 1);
+    if (size == "S") { depth = 12; width = 384; heads = 6; }
+    else if (size == "B") { depth = 12; width = 768; heads = 12; }
+    else if (size == "L") { depth = 24; width = 1024; heads = 16; }
+    else if (size == "XL") { depth = 28; width = 1152; heads = 16; }
+    else REDI_FAIL("ModelConfig::preset: unknown size '", std::string(size), "' (use S, B, L or XL)");
+    if (p == "2") patch = 2;
+    else if (p == "4") patch = 4;
+    else if (p == "8") patch = 8;
+    else REDI_FAIL("ModelConfig::preset: unknown patch '", std::string(p), "' (use 2, 4 or 8)");
+    return *this;
+  }
+};
+
+}  // namespace redi

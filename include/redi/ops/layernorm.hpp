@@ -1,0 +1,64 @@
+// redi/ops/layernorm.hpp — LayerNorm over the last dim without affine parameters (the adaLN
+// blocks of DiT use elementwise_affine=False), biased variance, eps inside the sqrt (PyTorch).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "redi/core/device.hpp"
+#include "redi/core/dtype.hpp"
+
+namespace redi::ops {
+
+/// out = (in - mean) * rstd per row of C elements; saves mean and rstd = 1/sqrt(var + eps).
+/// Two-pass mean/variance (vectorised partial sums in T).
+template <CpuReal T>
+inline void layernorm_forward(const Cpu&, T* out, T* mean, T* rstd, const T* in, int rows, int C,
+                              T eps = T(1e-6)) {
+  [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int r = 0; r < rows; ++r) {
+    const T* x = in + std::int64_t(r) * C;
+    T* y = out + std::int64_t(r) * C;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; ++c) s += x[c];
+    const T mu = s / T(C);
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int c = 0; c < C; ++c) {
+      const T d = x[c] - mu;
+      ss += d * d;
+    }
+    const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - mu) * rs;
+    if (mean) mean[r] = mu;
+    if (rstd) rstd[r] = rs;
+  }
+}
+
+/// din = rstd * (dout - mean(dout) - xhat * mean(dout * xhat)), xhat = (in - mean) * rstd.
+template <CpuReal T>
+inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, const T* mean,
+                               const T* rstd, int rows, int C) {
+  if (!din) return;
+  [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int r = 0; r < rows; ++r) {
+    const T* x = in + std::int64_t(r) * C;
+    const T* g = dout + std::int64_t(r) * C;
+    T* dx = din + std::int64_t(r) * C;
+    const T mu = mean[r], rs = rstd[r];
+    T sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int c = 0; c < C; ++c) {
+      sg += g[c];
+      sgx += g[c] * ((x[c] - mu) * rs);
+    }
+    const T mg = sg / T(C), mgx = sgx / T(C);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) dx[c] = rs * (g[c] - mg - ((x[c] - mu) * rs) * mgx);
+  }
+}
+
+}  // namespace redi::ops

@@ -1,0 +1,16 @@
+// redi/ops/ops.hpp — all CPU ops (see docs/ops.md for the contract).
+#pragma once
+#include "redi/ops/activation.hpp"
+#include "redi/ops/attention.hpp"
+#include "redi/ops/copy.hpp"
+#include "redi/ops/elementwise.hpp"
+#include "redi/ops/embedding.hpp"
+#include "redi/ops/embedding_fixed.hpp"
+#include "redi/ops/gemm.hpp"
+#include "redi/ops/layernorm.hpp"
+#include "redi/ops/linear.hpp"
+#include "redi/ops/loss.hpp"
+#include "redi/ops/modulate.hpp"
+#include "redi/ops/optim.hpp"
+#include "redi/ops/patchify.hpp"
+#include "redi/ops/softmax.hpp"

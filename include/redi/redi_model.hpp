@@ -1,0 +1,143 @@
+// redi/redi_model.hpp — the user-facing type redi::ReDi<Backbone, Fusion, Objective, T, Dev>:
+// the transformer, its joint loss, AdamW with EMA weights, and the samplers, chosen at compile
+// time. e.g.  redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> model(cfg);
+//             auto stats = model.train_step(x0, z0, labels, B, step);
+//             model.sample<redi::SdeEulerMaruyama, redi::CFG<redi::VaeOnly>>(out, req, {}, {4.0});
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "redi/diffusion/diffusion.hpp"
+#include "redi/nn/backbone.hpp"
+#include "redi/nn/fusion.hpp"
+#include "redi/nn/transformer.hpp"
+#include "redi/ops/ops.hpp"
+
+namespace redi {
+
+/// Training hyper-parameters of a ReDi model (SPEC section 7 defaults).
+struct TrainConfig {
+  ops::AdamWConfig adamw{};      // lr 1e-4, no weight decay
+  double ema_decay = 0.9999;
+  double grad_clip = 0.0;        // max global L2 norm; 0 = off
+  int warmup_steps = 0;          // linear LR warm-up
+  std::uint64_t seed = 0;        // noise / dropout stream of the run
+};
+
+template <Backbone BB, Fusion F, class Objective, class T = float, Device Dev = Cpu>
+class ReDi {
+  static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Objective, DDPM>),
+                "redi::ReDi<SiT, ..., DDPM>: SiT is the flow-matching backbone (t in [0,1]). Use "
+                "redi::ReDi<redi::SiT, F, redi::FlowMatching>, or redi::ReDi<redi::DiT, F, redi::DDPM> "
+                "for integer DDPM timesteps.");
+  static_assert(!(std::is_same_v<BB, DiT> && std::is_same_v<Objective, FlowMatching>),
+                "redi::ReDi<DiT, ..., FlowMatching>: DiT feeds integer DDPM timesteps. Use "
+                "redi::ReDi<redi::DiT, F, redi::DDPM>, or redi::SiT for flow matching.");
+  static_assert(std::is_same_v<Objective, DDPM> || std::is_same_v<Objective, FlowMatching>,
+                "redi::ReDi<B, F, Objective>: Objective must be redi::DDPM or redi::FlowMatching.");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "redi::ReDi<..., T>: the CPU computes in float or double.");
+
+public:
+  using backbone = BB;
+  using fusion = F;
+  using objective = Objective;
+  using value_type = T;
+  using network_type = Transformer<T, F, Dev>;
+  using loss_type = JointLoss<Objective, T>;
+
+  struct Options {
+    ModelConfig model{};
+    typename loss_type::Options loss{};
+    TrainConfig train{};
+    std::uint64_t init_seed = 0;
+  };
+
+  explicit ReDi(const Options& o, const Dev& ctx = Dev{})
+      : opt_(checked(o)), net_(o.model, ctx, o.init_seed), ema_(o.model, ctx, o.init_seed),
+        m_(Shape{net_.num_params()}), v_(Shape{net_.num_params()}), loss_(o.loss), ctx_(ctx) {
+    ops::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
+  }
+
+  network_type& net() { return net_; }
+  network_type& ema() { return ema_; }
+  const network_type& net() const { return net_; }
+  const network_type& ema() const { return ema_; }
+  loss_type& loss() { return loss_; }
+  const Options& options() const { return opt_; }
+  std::int64_t step() const { return step_; }
+  Tensor<T, Dev>& adam_m() { return m_; }
+  Tensor<T, Dev>& adam_v() { return v_; }
+  void set_step(std::int64_t s) { step_ = s; }
+
+  struct StepStats {
+    typename loss_type::Stats loss;
+    double grad_norm = 0;  // before clipping
+    double lr = 0;
+  };
+
+  /// One optimisation step: zero grads, joint loss forward/backward, clip, AdamW, EMA.
+  /// x0 [B, Cx, H, W], z0 [B, r, H, W] (ignored when r = 0), labels [B] (nullptr: unconditional).
+  StepStats train_step(const T* x0, const T* z0, const int* labels, int B,
+                       std::uint64_t first_index = 0) {
+    StepStats st;
+    net_.zero_grad();
+    typename loss_type::Batch b;
+    b.x0 = x0;
+    b.z0 = z0;
+    b.labels = labels;
+    b.B = B;
+    b.seed = opt_.train.seed;
+    b.step = std::uint64_t(step_);
+    b.first_index = first_index;
+    st.loss = loss_(net_, b, /*backward=*/true);
+    return finish_step(st);
+  }
+
+  /// The optimiser half of a step, for callers that computed gradients themselves.
+  StepStats finish_step(StepStats st) {
+    const std::int64_t n = net_.num_params();
+    T* g = net_.grads().data();
+    st.grad_norm = std::sqrt(ops::sum_squares(ctx_, g, n));
+    if (opt_.train.grad_clip > 0 && st.grad_norm > opt_.train.grad_clip)
+      ops::scale_inplace(ctx_, g, n, T(opt_.train.grad_clip / (st.grad_norm + 1e-6)));
+    ++step_;
+    ops::AdamWConfig a = opt_.train.adamw;
+    if (opt_.train.warmup_steps > 0 && step_ < opt_.train.warmup_steps)
+      a.lr *= double(step_) / double(opt_.train.warmup_steps);
+    st.lr = a.lr;
+    ops::adamw_step(ctx_, net_.params().data(), g, m_.data(), v_.data(), n, a, step_);
+    ops::ema_update(ctx_, ema_.params().data(), net_.params().data(), n, opt_.train.ema_decay);
+    return st;
+  }
+
+  /// Draw samples into out [B, Cin, H, W] (image channels then features) with the EMA weights
+  /// (or the raw weights when use_ema is false).
+  template <class S, class G = NoGuidance>
+  void sample(T* out, const SampleRequest& req, const typename S::Options& so = {},
+              const GuidanceOptions& go = {}, bool use_ema = true) {
+    check_sampling_policies<Objective, S, G>();
+    Sampler<S, G, T> sampler(so, go);
+    sampler.run(use_ema ? ema_ : net_, out, req);
+  }
+
+private:
+  static Options checked(Options o) {
+    o.model.validate();
+    REDI_CHECK(!o.model.learn_sigma || BB::supports_learn_sigma,
+               BB::name, " does not learn sigma: set ModelConfig::learn_sigma = false");
+    REDI_CHECK(!(std::is_same_v<F, Separate> && o.model.feature_channels == 0),
+               "redi::ReDi<..., Separate, ...> needs feature_channels > 0 (r = 0 is the plain model: use Merged)");
+    return o;
+  }
+
+  Options opt_;
+  network_type net_, ema_;
+  Tensor<T, Dev> m_, v_;
+  loss_type loss_;
+  Dev ctx_;
+  std::int64_t step_ = 0;
+};
+
+}  // namespace redi

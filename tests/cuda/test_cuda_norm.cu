@@ -1,0 +1,143 @@
+// CUDA vs CPU: LayerNorm, adaLN modulate, gated residual, and the fused LayerNorm+modulate
+// (checked against the CPU composition layernorm -> modulate). Skips without a device.
+#include "cuda_test_util.hpp"
+#include "redi/cuda/ops/layernorm.cuh"
+#include "redi/cuda/ops/modulate.cuh"
+#include "redi/ops/layernorm.hpp"
+#include "redi/ops/modulate.hpp"
+
+namespace redi::test {
+namespace {
+
+template <class T>
+class CudaNorm : public ::testing::Test {};
+using Types = ::testing::Types<float, bf16>;
+TYPED_TEST_SUITE(CudaNorm, Types);
+
+TYPED_TEST(CudaNorm, LayerNormForwardBackward) {
+  REDI_REQUIRE_CUDA();
+  using T = TypeParam;
+  for (int C : {1, 7, 96, 1152}) {
+    const int rows = 45;
+    const std::size_t n = std::size_t(rows) * C;
+    auto x = input<T>(n, 30, 2.0f, 0.5f), g = input<T>(n, 31);
+    std::vector<float> y(n), mean(rows), rstd(rows), dx(n);
+    ops::layernorm_forward(cpu, y.data(), mean.data(), rstd.data(), x.data(), rows, C);
+    ops::layernorm_backward(cpu, dx.data(), g.data(), x.data(), mean.data(), rstd.data(), rows, C);
+    auto d_x = dev<T>(x), d_g = dev<T>(g);
+    auto d_y = dev_zeros<T>(n), d_dx = dev_zeros<T>(n);
+    auto d_mean = dev_zeros<float>(rows), d_rstd = dev_zeros<float>(rows);  // fp32 stats
+    ops::layernorm_forward(ctx(), d_y.data(), d_mean.data(), d_rstd.data(), d_x.data(), rows, C);
+    ops::layernorm_backward(ctx(), d_dx.data(), d_g.data(), d_x.data(), d_mean.data(),
+                            d_rstd.data(), rows, C);
+    EXPECT_TRUE(close(host(d_mean), mean, 1e-5, 1e-6)) << "mean C=" << C;
+    EXPECT_TRUE(close(host(d_rstd), rstd, 1e-5, 0.0)) << "rstd C=" << C;
+    EXPECT_TRUE(close(host(d_y), y, Tol<T>::red)) << "layernorm_forward C=" << C;
+    EXPECT_TRUE(close(host(d_dx), dx, Tol<T>::red)) << "layernorm_backward C=" << C;
+    if constexpr (std::is_same_v<T, float>) {  // stats in T, in place (din aliases dout)
+      auto s_mean = dev_zeros<T>(rows), s_rstd = dev_zeros<T>(rows);
+      ops::layernorm_forward(ctx(), d_y.data(), s_mean.data(), s_rstd.data(), d_x.data(), rows,
+                             C, 1e-6f);
+      ops::layernorm_backward(ctx(), d_g.data(), d_g.data(), d_x.data(), s_mean.data(),
+                              s_rstd.data(), rows, C);
+      EXPECT_TRUE(close(host(d_g), dx, Tol<T>::red)) << "layernorm_backward in place C=" << C;
+    }
+  }
+}
+
+struct ModShape {
+  int B = 3, L = 19, C = 100;
+  int ms() const { return 6 * C; }  // vectors point into an adaLN output [B, 6C]
+  std::size_t tokens() const { return std::size_t(B) * L * C; }
+  std::size_t ada() const { return std::size_t(B) * ms(); }
+};
+
+TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
+  REDI_REQUIRE_CUDA();
+  using T = TypeParam;
+  ModShape s;
+  const int B = s.B, L = s.L, C = s.C, ms = s.ms();
+  auto x = input<T>(s.tokens(), 32), y = input<T>(s.tokens(), 33), g = input<T>(s.tokens(), 34);
+  auto ada = input<T>(s.ada(), 35, 0.5f);
+  const float* shift = ada.data() + 0;
+  const float* scale = ada.data() + C;
+  const float* gate = ada.data() + 2 * C;
+  // forward
+  std::vector<float> out(s.tokens()), xr = x;
+  ops::modulate_forward(cpu, out.data(), x.data(), shift, scale, B, L, C, ms);
+  ops::gated_residual_forward(cpu, xr.data(), y.data(), gate, B, L, C, ms);
+  auto d_x = dev<T>(x), d_y = dev<T>(y), d_g = dev<T>(g), d_ada = dev<T>(ada);
+  auto d_out = dev_zeros<T>(s.tokens());
+  ops::modulate_forward(ctx(), d_out.data(), d_x.data(), d_ada.data(), d_ada.data() + C, B, L, C,
+                        ms);
+  EXPECT_TRUE(close(host(d_out), out, Tol<T>::elem)) << "modulate_forward";
+  auto d_xr = dev<T>(x);
+  ops::gated_residual_forward(ctx(), d_xr.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_xr), xr, Tol<T>::elem)) << "gated_residual_forward";
+  // backward: gradients land inside a d(adaLN) buffer [B, 6C]
+  std::vector<float> din(s.tokens()), dada(s.ada(), 0.0f), dy(s.tokens());
+  ops::modulate_backward(cpu, din.data(), dada.data(), dada.data() + C, g.data(), x.data(), scale,
+                         B, L, C, ms);
+  ops::gated_residual_backward(cpu, dy.data(), dada.data() + 2 * C, g.data(), y.data(), gate, B,
+                               L, C, ms);
+  auto d_din = dev_zeros<T>(s.tokens()), d_dy = dev_zeros<T>(s.tokens());
+  auto d_dada = dev_zeros<T>(s.ada());
+  ops::modulate_backward(ctx(), d_din.data(), d_dada.data(), d_dada.data() + C, d_g.data(),
+                         d_x.data(), d_ada.data() + C, B, L, C, ms);
+  ops::gated_residual_backward(ctx(), d_dy.data(), d_dada.data() + 2 * C, d_g.data(), d_y.data(),
+                               d_ada.data() + 2 * C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_din), din, Tol<T>::elem)) << "modulate_backward din";
+  EXPECT_TRUE(close(host(d_dy), dy, Tol<T>::elem)) << "gated_residual_backward dy";
+  EXPECT_TRUE(close(host(d_dada), dada, Tol<T>::red)) << "dshift/dscale/dgate";
+  // aliasing allowed by the contract: din == dout, dy == dx
+  auto d_g2 = dev<T>(g);
+  ops::modulate_backward(ctx(), d_g2.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr),
+                         d_g2.data(), d_x.data(), d_ada.data() + C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_g2), din, Tol<T>::elem)) << "modulate_backward in place";
+  auto d_g3 = dev<T>(g);
+  ops::gated_residual_backward(ctx(), d_g3.data(), static_cast<T*>(nullptr), d_g3.data(),
+                               d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_g3), dy, Tol<T>::elem)) << "gated_residual_backward in place";
+}
+
+TYPED_TEST(CudaNorm, FusedLayerNormModulate) {
+  REDI_REQUIRE_CUDA();
+  using T = TypeParam;
+  for (int C : {64, 1152}) {
+    ModShape s;
+    s.C = C;
+    const int B = s.B, L = s.L, ms = s.ms(), rows = B * L;
+    auto x = input<T>(s.tokens(), 36, 1.5f, -0.3f), g = input<T>(s.tokens(), 37);
+    auto ada = input<T>(s.ada(), 38, 0.5f);
+    // CPU composition
+    std::vector<float> xhat(s.tokens()), mean(rows), rstd(rows), out(s.tokens());
+    ops::layernorm_forward(cpu, xhat.data(), mean.data(), rstd.data(), x.data(), rows, C);
+    ops::modulate_forward(cpu, out.data(), xhat.data(), ada.data(), ada.data() + C, B, L, C, ms);
+    std::vector<float> dxhat(s.tokens()), dada(s.ada(), 0.0f), din(s.tokens());
+    ops::modulate_backward(cpu, dxhat.data(), dada.data(), dada.data() + C, g.data(), xhat.data(),
+                           ada.data() + C, B, L, C, ms);
+    ops::layernorm_backward(cpu, din.data(), dxhat.data(), x.data(), mean.data(), rstd.data(),
+                            rows, C);
+    // GPU fused
+    auto d_x = dev<T>(x), d_g = dev<T>(g), d_ada = dev<T>(ada);
+    auto d_out = dev_zeros<T>(s.tokens()), d_din = dev_zeros<T>(s.tokens());
+    auto d_mean = dev_zeros<float>(rows), d_rstd = dev_zeros<float>(rows);
+    auto d_dada = dev_zeros<T>(s.ada());
+    ops::layernorm_modulate_forward(ctx(), d_out.data(), d_mean.data(), d_rstd.data(), d_x.data(),
+                                    d_ada.data(), d_ada.data() + C, B, L, C, ms);
+    ops::layernorm_modulate_backward(ctx(), d_din.data(), d_dada.data(), d_dada.data() + C,
+                                     d_g.data(), d_x.data(), d_mean.data(), d_rstd.data(),
+                                     d_ada.data() + C, B, L, C, ms);
+    EXPECT_TRUE(close(host(d_out), out, Tol<T>::red)) << "fused forward C=" << C;
+    EXPECT_TRUE(close(host(d_din), din, Tol<T>::red)) << "fused backward din C=" << C;
+    EXPECT_TRUE(close(host(d_dada), dada, Tol<T>::red)) << "fused dshift/dscale C=" << C;
+    // in place: din aliases dout
+    ops::layernorm_modulate_backward(ctx(), d_g.data(), static_cast<T*>(nullptr),
+                                     static_cast<T*>(nullptr), d_g.data(), d_x.data(),
+                                     d_mean.data(), d_rstd.data(), d_ada.data() + C, B, L, C, ms);
+    EXPECT_TRUE(close(host(d_g), din, Tol<T>::red)) << "fused backward in place C=" << C;
+  }
+}
+
+}  // namespace
+}  // namespace redi::test

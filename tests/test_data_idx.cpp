@@ -1,0 +1,179 @@
+// Tests for the IDX (Fashion-MNIST) reader: round trips (plain and gzip), corrupt inputs with
+// errors naming the file, and the real Fashion-MNIST when installed (dataset-fashion-mnist).
+// LINK: needs zlib (tests/CMakeLists.txt: target_link_libraries(test_data_idx PRIVATE ZLIB::ZLIB)).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "redi/data/idx.hpp"
+
+using namespace redi;
+using namespace redi::data;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+public:
+  TempDir() {
+    path_ = fs::temp_directory_path() / ("redi_test_idx_" + std::to_string(::getpid()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+  fs::path path_;
+};
+
+void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+/// Expects `fn` to throw a redi::Error whose message contains `path` and `what`.
+template <class F>
+void expect_error(F fn, const std::string& path, const std::string& what) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find(what), std::string::npos) << m;
+  }
+}
+
+std::vector<std::uint8_t> ramp(std::size_t n) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::uint8_t(i * 7 + 3);
+  return v;
+}
+
+}  // namespace
+
+TEST(DataIdx, RoundTripPlainAndGzip) {
+  TempDir t;
+  const auto px = ramp(3 * 4 * 5);
+  const std::vector<std::uint8_t> lb = {2, 0, 9};
+  for (bool gz : {false, true}) {
+    const std::string im = t.file(gz ? "im.gz" : "im"), la = t.file(gz ? "lb.gz" : "lb");
+    write_idx(im, {3, 4, 5}, px, gz);
+    write_idx(la, {3}, lb, gz);
+    const auto raw = read_bytes(im);
+    if (gz) {
+      EXPECT_EQ(raw[0], 0x1f);
+      EXPECT_EQ(raw[1], 0x8b);
+    } else {
+      EXPECT_EQ(raw.size(), 16 + px.size());
+      EXPECT_EQ(raw[3], 3);
+      EXPECT_EQ(raw[15], 5);  // big-endian cols
+    }
+    const IdxArray a = read_idx(im, 3);
+    EXPECT_EQ(a.dims, (std::vector<std::uint32_t>{3, 4, 5}));
+    EXPECT_EQ(a.data, px);
+    const ImageDataset ds = read_idx_dataset(im, la);
+    EXPECT_EQ(ds.n, 3);
+    EXPECT_EQ(ds.h, 4);
+    EXPECT_EQ(ds.w, 5);
+    EXPECT_EQ(ds.c, 1);
+    EXPECT_EQ(ds.pixels, px);
+    EXPECT_EQ(ds.labels, (std::vector<int>{2, 0, 9}));
+    EXPECT_EQ(ds.num_classes, 10);
+    EXPECT_EQ(ds.source, im);
+  }
+}
+
+TEST(DataIdx, CorruptInputsNameTheFile) {
+  TempDir t;
+  const std::string im = t.file("images-idx3-ubyte"), la = t.file("labels-idx1-ubyte");
+  write_idx(im, {2, 3, 3}, ramp(18));
+  write_idx(la, {2}, {1, 2});
+  ASSERT_NO_THROW(read_idx_dataset(im, la));
+
+  // Bad magic (first two bytes must be zero).
+  auto b = read_bytes(im);
+  b[1] = 0x42;
+  const std::string bad = t.file("bad-magic");
+  write_bytes(bad, b);
+  expect_error([&] { read_idx(bad); }, bad, "magic");
+  // Element type other than ubyte.
+  b = read_bytes(im);
+  b[2] = 0x0d;
+  write_bytes(bad, b);
+  expect_error([&] { read_idx(bad); }, bad, "element type");
+  // Labels file given where images are expected (rank 1 vs 3).
+  expect_error([&] { read_idx_dataset(la, la); }, la, "rank");
+  // Truncated data, truncated header, too many bytes.
+  b = read_bytes(im);
+  b.resize(b.size() - 1);
+  const std::string tr = t.file("truncated");
+  write_bytes(tr, b);
+  expect_error([&] { read_idx(tr); }, tr, "truncated");
+  b.resize(9);
+  write_bytes(tr, b);
+  expect_error([&] { read_idx(tr); }, tr, "header");
+  b = read_bytes(im);
+  b.push_back(0);
+  write_bytes(tr, b);
+  expect_error([&] { read_idx(tr); }, tr, "trailing");
+  // Truncated gzip stream.
+  const std::string gz = t.file("images.gz");
+  write_idx(gz, {50, 10, 10}, ramp(5000), true);
+  b = read_bytes(gz);
+  b.resize(b.size() / 2);
+  write_bytes(gz, b);
+  expect_error([&] { read_idx(gz); }, gz, "");
+  // Count mismatch names both files.
+  const std::string la3 = t.file("labels3");
+  write_idx(la3, {3}, {1, 2, 3});
+  expect_error([&] { read_idx_dataset(im, la3); }, la3, "2 images");
+  expect_error([&] { read_idx_dataset(im, la3); }, im, "3 labels");
+  // Label out of range.
+  const std::string la_bad = t.file("labels-bad");
+  write_idx(la_bad, {2}, {1, 10});
+  expect_error([&] { read_idx_dataset(im, la_bad); }, la_bad, "label 10");
+  // Missing file.
+  expect_error([&] { read_idx(t.file("nope")); }, t.file("nope"), "cannot open");
+}
+
+TEST(DataIdx, FashionMnistFinderError) {
+  TempDir t;
+  expect_error([&] { load_fashion_mnist(Split::Train, t.file("")); }, "dataset-fashion-mnist", "not found");
+}
+
+TEST(DataIdx, RealFashionMnist) {
+  const std::string dir = fashion_mnist_dir();
+  if (find_idx_file(dir, "train-images-idx3-ubyte").empty()) GTEST_SKIP() << "Fashion-MNIST not installed in " << dir;
+  const ImageDataset tr = load_fashion_mnist(Split::Train);
+  EXPECT_EQ(tr.n, 60000);
+  EXPECT_EQ(tr.h, 28);
+  EXPECT_EQ(tr.w, 28);
+  EXPECT_EQ(tr.c, 1);
+  EXPECT_EQ(tr.class_names.size(), 10u);
+  std::vector<int> count(10, 0);
+  for (int l : tr.labels) {
+    ASSERT_GE(l, 0);
+    ASSERT_LT(l, 10);
+    count[std::size_t(l)]++;
+  }
+  for (int c : count) EXPECT_EQ(c, 6000);
+  EXPECT_EQ(tr.labels[0], 9);  // the first training item is an ankle boot
+  const ImageDataset te = load_fashion_mnist(Split::Test);
+  EXPECT_EQ(te.n, 10000);
+  const ImageDataset p = pad_to(te, 32);
+  EXPECT_EQ(p.h, 32);
+  EXPECT_EQ(p.image(0)[0], 0);
+}

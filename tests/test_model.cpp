@@ -1,0 +1,237 @@
+// Whole-model tests for the DiT/SiT transformer: finite-difference gradient checks in double for
+// both fusions and both backbones, Merged == single patch-embed over the channel concat, the
+// channel layout against the plain model, DiT's zero-output initialisation and the
+// one-allocation activation arena.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "redi/core/philox.hpp"
+#include "redi/nn/transformer.hpp"
+
+using namespace redi;
+
+namespace {
+
+ModelConfig tiny_config(int r, bool learn_sigma) {
+  ModelConfig c;
+  c.input_size = 8;
+  c.patch = 2;
+  c.image_channels = 2;
+  c.feature_channels = r;
+  c.depth = 2;
+  c.width = 16;
+  c.heads = 2;
+  c.num_classes = 3;
+  c.learn_sigma = learn_sigma;
+  return c;
+}
+
+template <class T>
+std::vector<T> normals(std::size_t n, std::uint64_t stream, double s = 1.0) {
+  std::vector<T> v(n);
+  philox::fill_normal(v.data(), n, 77, stream);
+  for (auto& x : v) x = T(x * s);
+  return v;
+}
+
+struct Batch {
+  std::vector<double> x, t, w;
+  std::vector<int> y;
+};
+
+template <class M>
+Batch make_batch(const M& m, int B, bool integer_t) {
+  Batch b;
+  const std::size_t HW = std::size_t(m.height()) * m.width();
+  b.x = normals<double>(std::size_t(B) * m.channels_in() * HW, 1);
+  b.w = normals<double>(std::size_t(B) * m.channels_out() * HW, 2);
+  for (int i = 0; i < B; ++i) {
+    b.t.push_back(integer_t ? double((137 * i + 11) % 1000) : 0.1 + 0.8 * i / double(B));
+    b.y.push_back(i % (m.null_class() + 1));  // includes the null class
+  }
+  return b;
+}
+
+/// loss = sum(w .* model(x)); analytic gradient via backward(w); check every parameter.
+template <class F>
+void check_model_gradients(int r, bool learn_sigma, bool integer_t, double tol) {
+  Transformer<double, F> m(tiny_config(r, learn_sigma));
+  m.layout().randomize(m.params().data(), 5, 0.3);
+  const int B = 3;
+  Batch b = make_batch(m, B, integer_t);
+  std::vector<double> out(b.w.size());
+  auto loss = [&] {
+    m.forward(b.x.data(), b.t.data(), b.y.data(), B, out.data());
+    double s = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) s += b.w[i] * out[i];
+    return s;
+  };
+  loss();
+  m.zero_grad();
+  m.backward(b.w.data());
+  std::vector<double> g = m.grads().to_host();
+  // Check per tensor so a failure names it. Richardson-extrapolated central differences
+  // ((4 D(h/2) - D(h)) / 3, error O(h^4)): the randomised model is strongly curved, and plain
+  // central differences need h so small that round-off dominates. Up to 48 entries per tensor.
+  for (const auto& e : m.layout().entries) {
+    double* x = m.params().data() + e.offset;
+    const std::int64_t stride = std::max<std::int64_t>(1, e.numel() / 48);
+    double worst = 0, wa = 0, wn = 0;
+    std::int64_t wi = -1;
+    for (std::int64_t i = 0; i < e.numel(); i += stride) {
+      auto central = [&](double h) {
+        const double x0 = x[i];
+        x[i] = x0 + h;
+        const double lp = loss();
+        x[i] = x0 - h;
+        const double lm = loss();
+        x[i] = x0;
+        return (lp - lm) / (2 * h);
+      };
+      const double h = 1e-3;
+      const double num = (4 * central(h / 2) - central(h)) / 3;
+      const double err = test::rel_error(g[e.offset + i], num, 1e-4);  // abs. noise ~5e-10
+      if (err > worst || wi < 0) { worst = err; wi = i; wa = g[e.offset + i]; wn = num; }
+    }
+    EXPECT_LT(worst, tol) << F::name << " " << e.name << "[" << wi << "]: analytic " << wa
+                          << " numeric " << wn;
+  }
+}
+
+}  // namespace
+
+TEST(ModelGrad, SiTMerged) { check_model_gradients<Merged>(3, false, false, 1e-5); }
+TEST(ModelGrad, SiTSeparate) { check_model_gradients<Separate>(3, false, false, 1e-5); }
+TEST(ModelGrad, DiTMergedLearnSigma) { check_model_gradients<Merged>(3, true, true, 1e-5); }
+TEST(ModelGrad, DiTSeparateLearnSigma) { check_model_gradients<Separate>(3, true, true, 1e-5); }
+TEST(ModelGrad, PlainSiT) { check_model_gradients<Merged>(0, false, false, 1e-5); }
+
+TEST(Model, ZeroInitGivesZeroOutput) {
+  Transformer<float, Merged> m(tiny_config(3, false), cpu, 123);
+  Batch b = make_batch(m, 2, false);
+  std::vector<float> x(b.x.begin(), b.x.end()), t(b.t.begin(), b.t.end());
+  std::vector<float> out(std::size_t(2) * m.channels_out() * 64, 1.f);
+  m.forward(x.data(), t.data(), b.y.data(), 2, out.data());
+  for (float v : out) ASSERT_EQ(v, 0.f);
+}
+
+// The Merged model over [x, z] with W^z = 0 and the z output rows removed is the plain model:
+// checks the channel order of the patch-embed weight [D, Cx + r, p, p] (c, i, j) and of the
+// final linear's outputs (i, j, c), and that features enter only through their own columns.
+TEST(Model, MergedReducesToPlainModelWhenFeatureWeightsVanish) {
+  const int r = 3;
+  Transformer<double, Merged> plain(tiny_config(0, false));
+  Transformer<double, Merged> redi(tiny_config(r, false));
+  plain.layout().randomize(plain.params().data(), 9, 0.3);
+  redi.layout().randomize(redi.params().data(), 10, 0.3);
+  const int D = 16, p = 2, Cx = 2, Cin = Cx + r;
+  double* P = plain.params().data();
+  double* Q = redi.params().data();
+  for (const auto& e : plain.layout().entries) {
+    const ParamEntry* f = redi.layout().find(e.name);
+    ASSERT_NE(f, nullptr) << e.name;
+    if (e.name == "x_embedder.proj.weight") {  // [D, C, p, p]
+      for (int d = 0; d < D; ++d)
+        for (int c = 0; c < Cin; ++c)
+          for (int k = 0; k < p * p; ++k)
+            Q[f->offset + (d * Cin + c) * p * p + k] = c < Cx ? P[e.offset + (d * Cx + c) * p * p + k] : 0.0;
+    } else if (e.name == "final_layer.linear.weight" || e.name == "final_layer.linear.bias") {
+      const int cols = e.name.ends_with("weight") ? D : 1;  // rows (i, j, c) with c fastest
+      for (int ij = 0; ij < p * p; ++ij)
+        for (int c = 0; c < Cx; ++c)
+          for (int k = 0; k < cols; ++k)
+            Q[f->offset + (ij * Cin + c) * cols + k] = P[e.offset + (ij * Cx + c) * cols + k];
+    } else {
+      ASSERT_EQ(e.numel(), f->numel()) << e.name;
+      for (std::int64_t i = 0; i < e.numel(); ++i) Q[f->offset + i] = P[e.offset + i];
+    }
+  }
+  const int B = 2, HW = 64;
+  Batch b = make_batch(redi, B, false);
+  std::vector<double> xonly(std::size_t(B) * Cx * HW);
+  for (int s = 0; s < B; ++s)
+    for (int i = 0; i < Cx * HW; ++i) xonly[s * Cx * HW + i] = b.x[s * Cin * HW + i];
+  std::vector<double> out_plain(std::size_t(B) * Cx * HW), out_redi(std::size_t(B) * Cin * HW);
+  plain.forward(xonly.data(), b.t.data(), b.y.data(), B, out_plain.data());
+  redi.forward(b.x.data(), b.t.data(), b.y.data(), B, out_redi.data());
+  for (int s = 0; s < B; ++s)
+    for (int i = 0; i < Cx * HW; ++i)
+      EXPECT_NEAR(out_redi[s * Cin * HW + i], out_plain[s * Cx * HW + i], 1e-12);
+}
+
+// Merged == "two embedders": h = x W^x + z W^z + b, with the slices of the single conv weight.
+TEST(Model, MergedEmbedEqualsSumOfTwoEmbedders) {
+  const int B = 2, Cx = 2, r = 3, Cin = Cx + r, H = 8, p = 2, D = 6, L = 16;
+  auto img = normals<double>(std::size_t(B) * Cin * H * H, 3);
+  auto W = normals<double>(std::size_t(D) * Cin * p * p, 4);
+  auto bias = normals<double>(D, 5);
+  std::vector<double> tok(std::size_t(B) * L * Cin * p * p), h(std::size_t(B) * L * D);
+  ops::patchify_forward(cpu, tok.data(), img.data(), B, Cin, H, H, p);
+  ops::linear_forward(cpu, h.data(), tok.data(), W.data(), bias.data(), B * L, Cin * p * p, D);
+  // Two embedders over the separate groups.
+  std::vector<double> Wx(std::size_t(D) * Cx * p * p), Wz(std::size_t(D) * r * p * p);
+  for (int d = 0; d < D; ++d)
+    for (int c = 0; c < Cin; ++c)
+      for (int k = 0; k < p * p; ++k)
+        (c < Cx ? Wx[(d * Cx + c) * p * p + k] : Wz[(d * r + c - Cx) * p * p + k]) =
+            W[(d * Cin + c) * p * p + k];
+  std::vector<double> hx(h.size()), hz(h.size());
+  for (int s = 0; s < B; ++s) {
+    std::vector<double> tx(std::size_t(L) * Cx * p * p), tz(std::size_t(L) * r * p * p);
+    ops::patchify_forward(cpu, tx.data(), img.data() + s * Cin * H * H, 1, Cx, H, H, p);
+    ops::patchify_forward(cpu, tz.data(), img.data() + s * Cin * H * H + Cx * H * H, 1, r, H, H, p);
+    ops::linear_forward(cpu, hx.data() + s * L * D, tx.data(), Wx.data(), bias.data(), L, Cx * p * p, D);
+    ops::linear_forward(cpu, hz.data() + s * L * D, tz.data(), Wz.data(), static_cast<const double*>(nullptr),
+                        L, r * p * p, D);
+  }
+  for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(h[i], hx[i] + hz[i], 1e-12);
+}
+
+TEST(Model, SeparateRejectsPlainModel) {
+  EXPECT_THROW((Transformer<float, Separate>(tiny_config(0, false))), Error);
+}
+
+TEST(Model, SeparateHasTwiceTheTokensAndItsOwnKeys) {
+  Transformer<float, Separate> m(tiny_config(3, true));
+  EXPECT_NE(m.layout().find("z_embedder.proj.weight"), nullptr);
+  EXPECT_NE(m.layout().find("final_layer.z_linear.weight"), nullptr);
+  EXPECT_EQ(m.layout().find("x_embedder.proj.weight")->shape, (Shape{16, 2, 2, 2}));
+  EXPECT_EQ(m.layout().find("final_layer.linear.weight")->shape, (Shape{2 * 2 * 4, 16}));  // p*p*2Cx
+  EXPECT_EQ(m.layout().find("final_layer.z_linear.weight")->shape, (Shape{2 * 2 * 6, 16}));  // p*p*2r
+  EXPECT_EQ(m.channels_out(), 10);
+}
+
+TEST(Model, OfficialShapesForReDiXL2) {
+  ModelConfig c;
+  c.preset("XL/2");
+  c.input_size = 32;
+  c.image_channels = 4;
+  c.feature_channels = 8;
+  ParamLayout L = ParamLayout::make<Merged>(c);
+  EXPECT_EQ(L.find("x_embedder.proj.weight")->shape, (Shape{1152, 12, 2, 2}));
+  EXPECT_EQ(L.find("final_layer.linear.weight")->shape, (Shape{48, 1152}));
+  EXPECT_EQ(L.find("y_embedder.embedding_table.weight")->shape, (Shape{1001, 1152}));
+  EXPECT_EQ(L.find("blocks.27.adaLN_modulation.1.weight")->shape, (Shape{6 * 1152, 1152}));
+  EXPECT_EQ(L.find("t_embedder.mlp.0.weight")->shape, (Shape{1152, 256}));
+  EXPECT_EQ(L.find("blocks.28.attn.qkv.weight"), nullptr);
+  // SiT-XL/2 has 675M parameters without the fixed pos_embed (DiT paper: 675M).
+  EXPECT_NEAR(double(L.total) / 1e6, 675.2, 0.5);
+}
+
+TEST(Model, ArenaAllocatesOnceForRepeatedSteps) {
+  Transformer<float, Merged> m(tiny_config(3, false));
+  Batch b = make_batch(m, 4, false);
+  std::vector<float> x(b.x.begin(), b.x.end()), t(b.t.begin(), b.t.end()), w(b.w.begin(), b.w.end());
+  std::vector<float> out(w.size());
+  for (int step = 0; step < 3; ++step) {
+    m.forward(x.data(), t.data(), b.y.data(), 4, out.data());
+    m.backward(w.data());
+  }
+  m.forward(x.data(), t.data(), b.y.data(), 2, out.data());  // a smaller batch reuses the arena
+  m.backward(w.data());
+  EXPECT_EQ(m.arena_allocations(), 1u);
+}
