@@ -53,6 +53,7 @@ echo "built in $(( $(date +%s) - T0 ))s"
 
 declare -a SUMMARY
 FAILED=0
+TOTAL_PASSED=0
 say "tests"
 while IFS= read -r exe; do
   name=$(basename "$exe")
@@ -62,6 +63,7 @@ while IFS= read -r exe; do
   passed=$(grep -oE '\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   skipped=$(grep -oE '\[  SKIPPED \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   nfail=$(grep -cE '^\[  FAILED  \] .*\(' "$log" || true)
+  TOTAL_PASSED=$(( TOTAL_PASSED + ${passed:-0} ))
   SUMMARY+=("$(printf '%-28s rc=%-3s passed=%-4s failed=%-4s skipped=%s' "$name" "$rc" \
                 "${passed:-0}" "${nfail:-0}" "${skipped:-0}")")
   if [[ $rc -ne 0 ]]; then
@@ -93,5 +95,8 @@ if [[ -n "$OUTDIR" ]]; then
   cp "$BUILD"/*.log "$BUILD"/*.json "$OUTDIR"/ 2>/dev/null
   ls "$OUTDIR" | head -8
 fi
-echo "total $(( $(date +%s) - T0 ))s; $( [[ $FAILED -eq 0 ]] && echo ALL TESTS OK || echo SOME TESTS FAILED)"
+if grep -q "no CUDA device available" "$BUILD"/test_cuda_*.log 2>/dev/null; then
+  echo "WARNING: tests were SKIPPED for lack of a CUDA device — nothing was verified"
+fi
+echo "total $(( $(date +%s) - T0 ))s; $TOTAL_PASSED tests passed; $( [[ $FAILED -eq 0 ]] && echo NO TEST FAILED || echo SOME TESTS FAILED)"
 exit $FAILED

@@ -1,0 +1,3 @@
+// Must NOT compile: SiT is the flow-matching backbone.
+#include "redi/redi_model.hpp"
+int main() { redi::ReDi<redi::SiT, redi::Merged, redi::DDPM> m({}); (void)m; }
