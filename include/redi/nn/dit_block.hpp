@@ -8,6 +8,11 @@
 
 #include "redi/ops/copy.hpp"
 #include "redi/ops/ops.hpp"
+// Under nvcc, declare the CUDA overloads before the templates below: their qualified ops::
+// calls bind at the point of definition, so a later include of the CUDA ops is not seen.
+#if defined(__CUDACC__)
+#include "redi/cuda/ops/ops.cuh"
+#endif
 
 namespace redi::nn {
 

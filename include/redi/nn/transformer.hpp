@@ -17,6 +17,11 @@
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/param_layout.hpp"
 #include "redi/ops/ops.hpp"
+// Under nvcc, declare the CUDA overloads before the templates below: their qualified ops::
+// calls bind at the point of definition, so a later include of the CUDA ops is not seen.
+#if defined(__CUDACC__)
+#include "redi/cuda/ops/ops.cuh"
+#endif
 
 namespace redi {
 
