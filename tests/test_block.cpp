@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <functional>
 #include <vector>
 
 #include "gradcheck.hpp"
@@ -53,17 +52,6 @@ struct BlockFixture {
   }
 };
 
-double richardson(const std::function<double()>& f, double* x, double h = 1e-3) {
-  auto central = [&](double hh) {
-    const double x0 = *x;
-    *x = x0 + hh; const double lp = f();
-    *x = x0 - hh; const double lm = f();
-    *x = x0;
-    return (lp - lm) / (2 * hh);
-  };
-  return (4 * central(h / 2) - central(h)) / 3;
-}
-
 }  // namespace
 
 TEST(DiTBlock, GradientsOfInputConditioningAndWeights) {
@@ -81,10 +69,7 @@ TEST(DiTBlock, GradientsOfInputConditioningAndWeights) {
   std::vector<double> G(f.W.size(), 0.0), dh(w), dsc(C, 0.0);
   nn::block_backward(cpu, f.d, f.weights(), f.grads(G), f.acts, sc.data(), dh.data(), dsc.data(), f.scratch);
   auto check = [&](const char* what, double* x, const double* g, std::int64_t n) {
-    double worst = 0;
-    for (std::int64_t i = 0; i < n; i += std::max<std::int64_t>(1, n / 40))
-      worst = std::max(worst, test::rel_error(g[i], richardson(loss, x + i), 1e-4));
-    EXPECT_LT(worst, 1e-6) << what;
+    EXPECT_LT(test::max_rel_error_richardson(loss, x, n, g, 1e-4, 40), 1e-6) << what;
   };
   check("h_in", h.data(), dh.data(), N);
   check("SiLU(c)", sc.data(), dsc.data(), C);

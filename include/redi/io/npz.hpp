@@ -1,0 +1,344 @@
+// redi/io/npz.hpp — NumPy .npz archives: a ZIP of uncompressed (stored) .npy files, the format
+// of numpy.savez and of the ADM evaluator's sample batches (arr_0 uint8 NHWC, arr_1 labels).
+//
+//   redi::io::NpzWriter w;
+//   w.add("arr_0", {1000, 32, 32, 1}, pixels.data());   // uint8 -> '|u1'
+//   w.add("arr_1", {1000}, labels.data());              // int32 -> '<i4'
+//   w.write("samples.npz");                              // atomic (temp file + rename)
+//   auto f = redi::io::NpzFile::open("samples.npz");
+//   std::vector<float> x = f.read<float>("arr_0");       // any numeric dtype, converted
+//
+// .npy: magic "\x93NUMPY", version 1.0 (2.0 when the header exceeds 65535 bytes), a Python
+// dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces
+// and a newline so the data starts at a multiple of 64 bytes, then the C-order data.
+// ZIP: stored entries with CRC-32, a fixed DOS timestamp (1980-01-01, so output is
+// reproducible), zip64 records when a size or offset needs them (sample sets over 4 GiB).
+// Reading accepts numpy.savez output (zip64 extras included); numpy.savez_compressed (deflate)
+// is rejected with a message saying so. Little-endian hosts only.
+#pragma once
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "redi/core/error.hpp"
+#include "redi/io/safetensors.hpp"  // AtomicFile
+#include "redi/io/zip.hpp"
+
+namespace redi::io {
+
+static_assert(std::endian::native == std::endian::little, "redi/io/npz.hpp assumes a little-endian host");
+
+/// The NumPy dtype string of an element type.
+template <class T> struct npy_descr;
+template <> struct npy_descr<std::uint8_t> { static constexpr const char* value = "|u1"; };
+template <> struct npy_descr<std::int8_t> { static constexpr const char* value = "|i1"; };
+template <> struct npy_descr<std::int32_t> { static constexpr const char* value = "<i4"; };
+template <> struct npy_descr<std::uint32_t> { static constexpr const char* value = "<u4"; };
+template <> struct npy_descr<std::int64_t> { static constexpr const char* value = "<i8"; };
+template <> struct npy_descr<float> { static constexpr const char* value = "<f4"; };
+template <> struct npy_descr<double> { static constexpr const char* value = "<f8"; };
+template <class T>
+concept NpyElement = requires { npy_descr<T>::value; };
+
+/// The .npy header (magic, version, length, dict, padding) for `descr` and `shape`.
+inline std::string npy_header(std::string_view descr, std::span<const std::int64_t> shape) {
+  std::string dict = "{'descr': '" + std::string(descr) + "', 'fortran_order': False, 'shape': (";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    REDI_CHECK(shape[i] >= 0, "npy_header: negative extent ", shape[i]);
+    dict += std::to_string(shape[i]);
+    dict += (shape.size() == 1 || i + 1 < shape.size()) ? "," : "";
+    if (i + 1 < shape.size()) dict += ' ';
+  }
+  dict += "), }";
+  const bool v2 = dict.size() + 1 + 10 > 65535;
+  const std::size_t prefix = v2 ? 12 : 10;
+  std::size_t total = prefix + dict.size() + 1;
+  total = (total + 63) / 64 * 64;
+  dict.append(total - prefix - dict.size() - 1, ' ');
+  dict += '\n';
+  std::string h = "\x93NUMPY";
+  h += char(v2 ? 2 : 1);
+  h += char(0);
+  const std::size_t n = dict.size();
+  for (int i = 0; i < (v2 ? 4 : 2); ++i) h += char((n >> (8 * i)) & 0xff);
+  return h + dict;
+}
+
+/// Collects arrays (NOT copied: the data must stay alive until write()) and writes an .npz.
+class NpzWriter {
+public:
+  template <NpyElement T>
+  void add(std::string name, std::vector<std::int64_t> shape, const T* data) {
+    REDI_CHECK(!name.empty(), "NpzWriter: empty array name");
+    for (const auto& e : entries_) REDI_CHECK(e.name != name, "NpzWriter: array '", name, "' added twice");
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    Entry e;
+    e.name = std::move(name);
+    e.header = npy_header(npy_descr<T>::value, shape);
+    e.data = reinterpret_cast<const std::byte*>(data);
+    e.bytes = std::uint64_t(n) * sizeof(T);
+    REDI_CHECK(data || e.bytes == 0, "NpzWriter: array '", e.name, "' has no data");
+    entries_.push_back(std::move(e));
+  }
+  /// Zip64 records for every entry even when not needed (tests of the zip64 path).
+  void force_zip64(bool on) { force_zip64_ = on; }
+
+  void write(const std::filesystem::path& path) const {
+    SafeTensorsWriter::AtomicFile f(path);
+    std::uint64_t off = 0;
+    std::vector<std::uint8_t> cd;
+    auto put = [&](const std::vector<std::uint8_t>& b) {
+      f.put(reinterpret_cast<const std::byte*>(b.data()), b.size());
+      off += b.size();
+    };
+    for (const auto& e : entries_) {
+      const std::string fname = e.name + ".npy";
+      const std::uint64_t size = e.header.size() + e.bytes, local = off;
+      // CRC over header + data.
+      std::uint32_t crc = crc_update(0xffffffffu, reinterpret_cast<const std::uint8_t*>(e.header.data()),
+                                     e.header.size());
+      crc = crc_update(crc, reinterpret_cast<const std::uint8_t*>(e.data), std::size_t(e.bytes)) ^ 0xffffffffu;
+      const bool z64 = force_zip64_ || size >= 0xffffffffull || local >= 0xffffffffull;
+      std::vector<std::uint8_t> lh;
+      le(lh, 0x04034b50u, 4);
+      le(lh, z64 ? 45 : 20, 2);               // version needed
+      le(lh, 0, 2); le(lh, 0, 2);             // flags, method (stored)
+      le(lh, 0, 2); le(lh, 0x21, 2);          // time 00:00, date 1980-01-01
+      le(lh, crc, 4);
+      le(lh, z64 ? 0xffffffffu : size, 4);    // compressed size
+      le(lh, z64 ? 0xffffffffu : size, 4);    // uncompressed size
+      le(lh, fname.size(), 2);
+      le(lh, z64 ? 20 : 0, 2);
+      lh.insert(lh.end(), fname.begin(), fname.end());
+      if (z64) { le(lh, 1, 2); le(lh, 16, 2); le(lh, size, 8); le(lh, size, 8); }
+      put(lh);
+      f.put(reinterpret_cast<const std::byte*>(e.header.data()), e.header.size());
+      f.put(e.data, std::size_t(e.bytes));
+      off += size;
+      // central directory record
+      const bool off64 = force_zip64_ || local >= 0xffffffffull;
+      le(cd, 0x02014b50u, 4);
+      le(cd, z64 ? 45 : 20, 2); le(cd, z64 ? 45 : 20, 2);
+      le(cd, 0, 2); le(cd, 0, 2); le(cd, 0, 2); le(cd, 0x21, 2);
+      le(cd, crc, 4);
+      le(cd, z64 ? 0xffffffffu : size, 4);
+      le(cd, z64 ? 0xffffffffu : size, 4);
+      le(cd, fname.size(), 2);
+      le(cd, z64 ? 4 + 16 + (off64 ? 8 : 0) : 0, 2);
+      le(cd, 0, 2); le(cd, 0, 2); le(cd, 0, 2);  // comment, disk, internal attributes
+      le(cd, 0x01800000u, 4);                    // external attributes (-rw-------)
+      le(cd, off64 ? 0xffffffffu : local, 4);
+      cd.insert(cd.end(), fname.begin(), fname.end());
+      if (z64) {
+        le(cd, 1, 2); le(cd, 16 + (off64 ? 8 : 0), 2);
+        le(cd, size, 8); le(cd, size, 8);
+        if (off64) le(cd, local, 8);
+      }
+    }
+    const std::uint64_t cd_off = off, cd_size = cd.size(), n = entries_.size();
+    put(cd);
+    const bool z64 = force_zip64_ || cd_off >= 0xffffffffull || n >= 0xffff;
+    std::vector<std::uint8_t> end;
+    if (z64) {
+      const std::uint64_t rec = off;
+      le(end, 0x06064b50u, 4); le(end, 44, 8); le(end, 45, 2); le(end, 45, 2);
+      le(end, 0, 4); le(end, 0, 4); le(end, n, 8); le(end, n, 8); le(end, cd_size, 8); le(end, cd_off, 8);
+      le(end, 0x07064b50u, 4); le(end, 0, 4); le(end, rec, 8); le(end, 1, 4);
+    }
+    le(end, 0x06054b50u, 4); le(end, 0, 2); le(end, 0, 2);
+    le(end, z64 ? 0xffff : n, 2); le(end, z64 ? 0xffff : n, 2);
+    le(end, z64 ? 0xffffffffu : cd_size, 4); le(end, z64 ? 0xffffffffu : cd_off, 4);
+    le(end, 0, 2);
+    put(end);
+    f.commit();
+  }
+
+private:
+  struct Entry {
+    std::string name, header;
+    const std::byte* data = nullptr;
+    std::uint64_t bytes = 0;
+  };
+  std::vector<Entry> entries_;
+  bool force_zip64_ = false;
+
+  static void le(std::vector<std::uint8_t>& o, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) o.push_back(std::uint8_t((v >> (8 * i)) & 0xff));
+  }
+  static std::uint32_t crc_update(std::uint32_t c, const std::uint8_t* p, std::size_t n) {
+    static const auto table = [] {
+      std::array<std::uint32_t, 256> t{};
+      for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t x = i;
+        for (int k = 0; k < 8; ++k) x = (x & 1) ? 0xedb88320u ^ (x >> 1) : x >> 1;
+        t[i] = x;
+      }
+      return t;
+    }();
+    for (std::size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c;
+  }
+};
+
+/// An .npy array's header fields.
+struct NpyInfo {
+  std::string descr;                 ///< e.g. "|u1", "<f4"
+  std::vector<std::int64_t> shape;
+  bool fortran_order = false;
+  std::uint64_t data_offset = 0;     ///< within the .npy bytes
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+};
+
+namespace detail {
+/// Parses a .npy header; `what` names the array in errors.
+inline NpyInfo parse_npy_header(std::span<const std::byte> b, const std::string& what) {
+  auto fail = [&](const std::string& m) -> NpyInfo { REDI_FAIL(what, ": not a valid .npy array: ", m); };
+  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) return fail("bad magic");
+  const int major = int(b[6]);
+  const std::size_t lsize = major == 1 ? 2 : 4;
+  if (major < 1 || major > 3) return fail("unsupported version " + std::to_string(major));
+  if (b.size() < 8 + lsize) return fail("truncated header");
+  std::size_t hl = 0;
+  for (std::size_t i = 0; i < lsize; ++i) hl |= std::size_t(b[8 + i]) << (8 * i);
+  if (8 + lsize + hl > b.size()) return fail("header runs past the end");
+  const std::string h(reinterpret_cast<const char*>(b.data()) + 8 + lsize, hl);
+  NpyInfo info;
+  info.data_offset = 8 + lsize + hl;
+  auto value_of = [&](const char* key) -> std::string_view {
+    const std::string k = std::string("'") + key + "'";
+    const auto p = h.find(k);
+    if (p == std::string::npos) { fail(std::string("header has no ") + k); }
+    auto q = h.find(':', p + k.size());
+    if (q == std::string::npos) { fail(std::string("no value for ") + k); }
+    ++q;
+    while (q < h.size() && h[q] == ' ') ++q;
+    return std::string_view(h).substr(q);
+  };
+  std::string_view d = value_of("descr");
+  if (d.empty() || (d[0] != '\'' && d[0] != '"')) return fail("'descr' is not a string (structured dtypes are not supported)");
+  const auto de = d.find(d[0], 1);
+  if (de == std::string_view::npos) return fail("unterminated 'descr'");
+  info.descr = std::string(d.substr(1, de - 1));
+  std::string_view fo = value_of("fortran_order");
+  if (fo.starts_with("True")) info.fortran_order = true;
+  else if (!fo.starts_with("False")) return fail("bad 'fortran_order'");
+  std::string_view s = value_of("shape");
+  if (s.empty() || s[0] != '(') return fail("bad 'shape'");
+  const auto se = s.find(')');
+  if (se == std::string_view::npos) return fail("unterminated 'shape'");
+  std::string_view in = s.substr(1, se - 1);
+  std::size_t i = 0;
+  while (i < in.size()) {
+    while (i < in.size() && (in[i] == ' ' || in[i] == ',')) ++i;
+    if (i >= in.size()) break;
+    std::int64_t v = 0;
+    bool digit = false;
+    while (i < in.size() && in[i] >= '0' && in[i] <= '9') { v = v * 10 + (in[i++] - '0'); digit = true; }
+    if (!digit) return fail("bad 'shape' entry");
+    while (i < in.size() && in[i] == 'L') ++i;  // Python 2 longs
+    info.shape.push_back(v);
+  }
+  return info;
+}
+
+inline std::size_t npy_item_size(const std::string& d) {
+  if (d.size() < 3) return 0;
+  return std::size_t(std::atoi(d.c_str() + 2));
+}
+
+template <class T>
+void npy_convert(const std::byte* src, const std::string& d, std::size_t n, T* out, const std::string& what) {
+  const std::string body = d.size() >= 2 ? d.substr(1) : d;
+  REDI_CHECK(d.size() >= 3 && (d[0] == '<' || d[0] == '|' || (d[0] == '=' )), what, ": dtype '", d,
+             "' is not little-endian (only little-endian arrays are read)");
+  auto conv = [&](auto tag) {
+    using S = decltype(tag);
+    for (std::size_t i = 0; i < n; ++i) {
+      S v;
+      std::memcpy(&v, src + i * sizeof(S), sizeof(S));
+      out[i] = T(v);
+    }
+  };
+  if (body == "u1") conv(std::uint8_t{});
+  else if (body == "i1") conv(std::int8_t{});
+  else if (body == "b1") conv(std::uint8_t{});
+  else if (body == "i2") conv(std::int16_t{});
+  else if (body == "u2") conv(std::uint16_t{});
+  else if (body == "i4") conv(std::int32_t{});
+  else if (body == "u4") conv(std::uint32_t{});
+  else if (body == "i8") conv(std::int64_t{});
+  else if (body == "u8") conv(std::uint64_t{});
+  else if (body == "f4") conv(float{});
+  else if (body == "f8") conv(double{});
+  else REDI_FAIL(what, ": unsupported dtype '", d, "' (u1, i1, b1, i2, u2, i4, u4, i8, u8, f4, f8 are read)");
+}
+}  // namespace detail
+
+/// A read-only .npz (memory-mapped). Arrays are named without the ".npy" suffix.
+class NpzFile {
+public:
+  static NpzFile open(const std::filesystem::path& path) { return NpzFile(FileImage::open(path)); }
+  static NpzFile from_bytes(std::vector<std::byte> bytes, std::string label) {
+    return NpzFile(FileImage::from_bytes(std::move(bytes), std::move(label)));
+  }
+  const std::string& label() const { return zip_.label(); }
+  std::vector<std::string> names() const {
+    std::vector<std::string> v;
+    for (const auto& [n, i] : info_) v.push_back(n);
+    return v;
+  }
+  bool contains(std::string_view name) const { return info_.find(std::string(name)) != info_.end(); }
+  const NpyInfo& info(std::string_view name) const {
+    auto it = info_.find(std::string(name));
+    REDI_CHECK(it != info_.end(), label(), ": no array named '", std::string(name), "' (arrays: ",
+               join_names(names()), ")");
+    return it->second.first;
+  }
+  /// The raw little-endian data bytes of an array.
+  std::span<const std::byte> bytes(std::string_view name) const {
+    const NpyInfo& i = info(name);
+    const auto all = zip_.bytes(*info_.at(std::string(name)).second);
+    return all.subspan(std::size_t(i.data_offset));
+  }
+  /// The whole array, converted to T (C order; Fortran-order arrays are rejected).
+  template <class T>
+  std::vector<T> read(std::string_view name) const {
+    const NpyInfo& i = info(name);
+    const std::string what = label() + ": array '" + std::string(name) + "'";
+    REDI_CHECK(!i.fortran_order, what, ": Fortran-order arrays are not supported (save a C-contiguous array)");
+    const auto b = bytes(name);
+    const std::size_t n = std::size_t(i.numel()), es = detail::npy_item_size(i.descr);
+    REDI_CHECK(es > 0 && b.size() == n * es, what, ": ", b.size(), " data bytes for shape ", shape_str(i.shape),
+               " of ", i.descr, " (truncated?)");
+    std::vector<T> out(n);
+    detail::npy_convert<T>(b.data(), i.descr, n, out.data(), what);
+    return out;
+  }
+
+private:
+  explicit NpzFile(std::shared_ptr<const FileImage> img) : zip_(std::move(img)) {
+    for (const auto& e : zip_.entries()) {
+      if (!e.name.ends_with(".npy")) continue;
+      REDI_CHECK(e.method == 0, label(), ": array '", e.name, "' is compressed (method ", e.method,
+                 "); only uncompressed archives are read — save with numpy.savez, not savez_compressed");
+      const std::string name = e.name.substr(0, e.name.size() - 4);
+      info_.emplace(name, std::make_pair(detail::parse_npy_header(zip_.bytes(e), label() + ": array '" + name + "'"),
+                                         zip_.find(e.name)));
+    }
+  }
+  zip::Archive zip_;
+  std::map<std::string, std::pair<NpyInfo, const zip::Entry*>> info_;
+};
+
+}  // namespace redi::io
