@@ -219,27 +219,45 @@ TEST(EncoderFeatures, PcaFeaturesShapesAndDecreasingVariance) {
   data::features_to_latent(pca, r, f.data(), 2, 8, 8, ref.data(), 32, 32);
   for (int j = 0; j < 2; ++j)
     for (std::size_t i = 0; i < std::size_t(r) * 1024; ++i)
-      ASSERT_EQ(z[std::int64_t(idx[std::size_t(j)]) * r * 1024 + std::int64_t(i)], ref[std::size_t(j) * r * 1024 + i]);
-  // Per-channel variance over all images and pixels, decreasing (5% slack: the bilinear
-  // resize smooths channels by different amounts).
-  std::vector<double> var(static_cast<std::size_t>(r));
+      ASSERT_NEAR(z[std::int64_t(idx[std::size_t(j)]) * r * 1024 + std::int64_t(i)], ref[std::size_t(j) * r * 1024 + i],
+                  1e-4 * (1 + std::fabs(ref[std::size_t(j) * r * 1024 + i])));  // GEMM blocking differs by batch
+  // Per-channel variance over all images and pixels.
+  auto channel_variance = [&](const Tensor<float>& t) {
+    const std::int64_t plane = t.shape()[2] * t.shape()[3];
+    std::vector<double> var(static_cast<std::size_t>(r));
+    for (int k = 0; k < r; ++k) {
+      double s = 0, q = 0, n = 0;
+      for (int i = 0; i < t.shape()[0]; ++i)
+        for (std::int64_t p = 0; p < plane; ++p) {
+          const double v = t[(std::int64_t(i) * r + k) * plane + p];
+          s += v, q += v * v, n += 1;
+        }
+      var[std::size_t(k)] = q / n - (s / n) * (s / n);
+    }
+    return var;
+  };
+  // At the encoder's own 8x8 grid (the resize is then the identity) and with the PCA fitted on
+  // all 160 images, channel k's variance is the k-th eigenvalue (population vs sample: 1 - 1/n).
+  const data::Pca all = train::fit_feature_pca(enc, ds, 0, r);
+  std::vector<std::int64_t> every(160);
+  for (int i = 0; i < 160; ++i) every[std::size_t(i)] = i;
+  Tensor<float> zg(Shape{160, r, 8, 8});
+  train::extract_pca_features(enc, ds, every, all, r, zg.view());
+  const auto vg = channel_variance(zg);
+  const double n_tok = 160.0 * 64;
   for (int k = 0; k < r; ++k) {
-    double s = 0, q = 0, n = 0;
-    for (int i = 0; i < 160; ++i)
-      for (int p = 0; p < 1024; ++p) {
-        const double v = z[(std::int64_t(i) * r + k) * 1024 + p];
-        s += v, q += v * v, n += 1;
-      }
-    var[std::size_t(k)] = q / n - (s / n) * (s / n);
+    EXPECT_NEAR(vg[std::size_t(k)], all.explained_variance[std::size_t(k)] * (n_tok - 1) / n_tok,
+                1e-3 * all.explained_variance[0]) << "channel " << k;
+    if (k + 1 < r) EXPECT_GE(vg[std::size_t(k)], vg[std::size_t(k + 1)] * (1 - 1e-5)) << "channel " << k;
   }
-  for (int k = 0; k + 1 < r; ++k) {
-    EXPECT_GE(pca.explained_variance[std::size_t(k)], pca.explained_variance[std::size_t(k + 1)]);
-    EXPECT_GT(var[std::size_t(k)], 0.95 * var[std::size_t(k + 1)]) << "channel " << k;
-  }
-  EXPECT_GT(var[0], 2 * var[std::size_t(r - 1)]);
+  // At 32x32 the bilinear resize smooths channels by different amounts, so only the leading
+  // channels are compared (5% slack).
+  const auto v = channel_variance(z);
+  for (int k = 0; k < 3; ++k) EXPECT_GT(v[std::size_t(k)], 0.95 * v[std::size_t(k + 1)]) << "channel " << k;
+  EXPECT_GT(v[0], 2 * v[std::size_t(r - 1)]);
 }
 
-// Supervised training on 2,000 Fashion-MNIST images (padded to 32x32) for a few epochs:
+// Supervised training on 2,000 Fashion-MNIST images (padded to 32x32), 400 x 32 images:
 // clearly above chance (10%) on 1,000 test images, by the head and by k-NN.
 TEST(EncoderTraining, FashionMnistSubsetLearns) {
   const std::string dir = data::fashion_mnist_dir();
@@ -252,18 +270,17 @@ TEST(EncoderTraining, FashionMnistSubsetLearns) {
   for (std::int64_t i = 0; i < 2000; ++i) idx.push_back(i * 29 % full.n);
   const data::ImageDataset train = data::subset(full, idx);
   train::EncoderTrainConfig cfg;
-  cfg.model.width = 48;
-  cfg.model.depth = 3;
-  cfg.model.heads = 3;
-  cfg.steps = 150;
-  cfg.batch = 64;
-  cfg.log_every = 50;
+  cfg.model.depth = 2;  // width 64, 4 heads, patch 4 (the defaults)
+  cfg.steps = 400;
+  cfg.batch = 32;
+  cfg.warmup_steps = 20;
+  cfg.log_every = 100;
   std::ostringstream log;
   train::EncoderTrainStats st;
   ViTEncoder<float> enc = train::train_encoder(train, cfg, &log, &st);
   std::cout << log.str();
   EXPECT_NE(log.str().find("NOT DINO"), std::string::npos);
-  EXPECT_EQ(st.steps, 150);
+  EXPECT_EQ(st.steps, 400);
   train::EncoderEvalOptions eo;
   eo.test_size = 1000;
   eo.memory_size = 2000;
@@ -271,6 +288,6 @@ TEST(EncoderTraining, FashionMnistSubsetLearns) {
   std::cout << "head accuracy " << ev.linear_head_accuracy << ", k-NN accuracy " << ev.knn_accuracy << " ("
             << st.seconds << " s training, " << ev.seconds << " s evaluation)\n";
   EXPECT_EQ(ev.test_images, 1000);
-  EXPECT_GT(ev.linear_head_accuracy, 0.6);
-  EXPECT_GT(ev.knn_accuracy, 0.6);
+  EXPECT_GT(ev.linear_head_accuracy, 0.55);  // measured 0.66 (1 thread)
+  EXPECT_GT(ev.knn_accuracy, 0.6);           // measured 0.73
 }

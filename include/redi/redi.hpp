@@ -1,6 +1,5 @@
 // redi/redi.hpp — the umbrella header: everything redi has, for `#include <redi/redi.hpp>`.
-// The core is always there. The other layers are listed with __has_include guards while they
-// are being written; the guards go once every header below exists. CUDA headers
+// CUDA headers
 // (redi/cuda/...) are not included here: include them from .cu files, or from C++ files that
 // link redi::cuda.
 #pragma once
@@ -16,11 +15,11 @@
 #include "redi/core/tensor.hpp"
 #include "redi/core/workspace.hpp"
 
-// ---- planned layers (guards removed once they land)
+// ---- ops, io, models, diffusion policies, the ReDi type
 #include "redi/ops/ops.hpp"
-#if __has_include("redi/io/safetensors.hpp")
 #include "redi/io/safetensors.hpp"
-#endif
+#include "redi/io/state_dict.hpp"
 #include "redi/nn/transformer.hpp"
+#include "redi/nn/weights.hpp"
 #include "redi/diffusion/diffusion.hpp"
 #include "redi/redi_model.hpp"

@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# tests/cuda/device_check.sh — build redi's CUDA targets, run the CUDA tests and benchmarks on
-# a GPU machine, and print a summary. Sized for < 8 minutes on one H100 with 16 cores.
+# tests/cuda/device_check.sh — build redi's CUDA targets, run the CUDA tests, the op and
+# training-step benchmarks and (when torch imports) the PyTorch reference step, and print one
+# summary table. Sized for < 8 minutes on one H100 with 16 cores.
 #
-#   tests/cuda/device_check.sh                 # from the repository root (or anywhere)
-#   BUILD=/tmp/b ARCH=90 JOBS=16 tests/cuda/device_check.sh
-#   EXTRA_TARGETS="bench_train_step" EXTRA_RUN="build-device/benchmarks/bench_train_step --x" ...
+#   OUT=$OUT JOBS=16 bash tests/cuda/device_check.sh      # on the lent GPU machine
+#   BUILD=/tmp/b ARCH=90 JOBS=16 bash tests/cuda/device_check.sh
+#   BUILD_ONLY=1 ARCH=90 JOBS=2 bash tests/cuda/device_check.sh   # dry run of the build part
 #
 # Env: BUILD (build dir, default <repo>/build-device), ARCH (CMAKE_CUDA_ARCHITECTURES; default
 # from nvidia-smi's compute capability, else 90), JOBS (default nproc), OUT (a folder to copy
-# logs and benchmark JSON into, e.g. $OUT on the device machine), BENCH=0 skips benchmarks,
-# EXTRA_TARGETS (more targets to build), EXTRA_RUN (a command line run after the benchmarks).
-# Every executable named test_cuda_* or bench_cuda_* under the build dir is run; the lead's
+# logs and benchmark JSON into, e.g. $OUT on the device machine), BENCH=0 skips all benchmarks,
+# OPS_BENCH=0 skips bench_cuda_ops only, TORCH=0 skips the PyTorch reference, STEPS (timed
+# training steps, default 10), BUILD_ONLY=1 stops after the build, TARGETS (what to build,
+# default redi_cuda_all), EXTRA_TARGETS (more targets), EXTRA_RUN (a command line run last).
+# Every executable named test_cuda_* under the build dir is run as a gtest binary; the lead's
 # targets join the build by depending from the custom target `redi_cuda_all`.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD:-$ROOT/build-device}"
 JOBS="${JOBS:-$(nproc)}"
 OUTDIR="${OUT:-}"
+STEPS="${STEPS:-10}"
 T0=$(date +%s)
 export PATH="/usr/local/cuda/bin:$PATH"
 
 say() { printf '\n=== %s (t=%ss)\n' "$*" "$(( $(date +%s) - T0 ))"; }
+# value of key $3 on the "RESULT $1 ..." line of file $2 (empty when absent)
+result() {
+  grep -E "^RESULT $1( |$)" "$2" 2>/dev/null | tail -1 | tr ' ' '\n' | grep -E "^$3=" | head -1 \
+    | cut -d= -f2- | tr -d '"'
+}
+ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 if [[ -z "${ARCH:-}" ]]; then
   cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
@@ -41,15 +51,22 @@ cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DREDI_WITH_
   || { tail -40 "$BUILD.configure.log"; echo "device_check: configure FAILED"; exit 3; }
 tail -3 "$BUILD.configure.log"
 
-say "build redi_cuda_all ${EXTRA_TARGETS:-}"
+TARGETS="${TARGETS:-redi_cuda_all}"
+say "build $TARGETS ${EXTRA_TARGETS:-}"
 # shellcheck disable=SC2086
-if ! cmake --build "$BUILD" --target redi_cuda_all ${EXTRA_TARGETS:-} -j "$JOBS" \
+if ! cmake --build "$BUILD" --target $TARGETS ${EXTRA_TARGETS:-} -j "$JOBS" \
      > "$BUILD.build.log" 2>&1; then
   grep -E "error|Error" "$BUILD.build.log" | head -40
   echo "device_check: build FAILED (full log: $BUILD.build.log)"
+  [[ -n "$OUTDIR" ]] && mkdir -p "$OUTDIR" && cp "$BUILD".*.log "$OUTDIR"/ 2>/dev/null
   exit 4
 fi
-echo "built in $(( $(date +%s) - T0 ))s"
+T_BUILD=$(( $(date +%s) - T0 ))
+echo "built in ${T_BUILD}s"
+if [[ "${BUILD_ONLY:-0}" == "1" ]]; then
+  echo "BUILD_ONLY=1: stopping after the build"
+  exit 0
+fi
 
 declare -a SUMMARY
 FAILED=0
@@ -58,45 +75,101 @@ say "tests"
 while IFS= read -r exe; do
   name=$(basename "$exe")
   log="$BUILD/$name.log"
+  t1=$(date +%s)
   timeout 240 "$exe" --gtest_color=no > "$log" 2>&1
   rc=$?
   passed=$(grep -oE '\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   skipped=$(grep -oE '\[  SKIPPED \] [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
   nfail=$(grep -cE '^\[  FAILED  \] .*\(' "$log" || true)
   TOTAL_PASSED=$(( TOTAL_PASSED + ${passed:-0} ))
-  SUMMARY+=("$(printf '%-28s rc=%-3s passed=%-4s failed=%-4s skipped=%s' "$name" "$rc" \
-                "${passed:-0}" "${nfail:-0}" "${skipped:-0}")")
+  SUMMARY+=("$(printf '%-26s rc=%-3s passed=%-4s failed=%-4s skipped=%-4s %4ss' "$name" "$rc" \
+                "${passed:-0}" "${nfail:-0}" "${skipped:-0}" "$(( $(date +%s) - t1 ))")")
   if [[ $rc -ne 0 ]]; then
     FAILED=1
     grep -E '^\[  FAILED  \]|Failure|error|out of tolerance|Expected|Which is' "$log" | head -40
   fi
 done < <(find "$BUILD" -type f -perm -u+x -name 'test_cuda_*' | sort)
 
+STEP_LOG="$BUILD/bench_cuda_train_step.log"
+TORCH_LOG="$BUILD/pytorch_reference_step.log"
 if [[ "${BENCH:-1}" != "0" ]]; then
-  say "benchmarks"
-  while IFS= read -r exe; do
-    name=$(basename "$exe")
-    timeout 300 "$exe" --benchmark_counters_tabular=true \
-      --benchmark_out="$BUILD/$name.json" --benchmark_out_format=json 2>&1 | tee "$BUILD/$name.log"
-    SUMMARY+=("$(printf '%-28s rc=%s (see %s.json)' "$name" "${PIPESTATUS[0]}" "$name")")
-  done < <(find "$BUILD" -type f -perm -u+x -name 'bench_cuda_*' | sort)
+  OPS_EXE="$BUILD/tests/cuda/bench_cuda_ops"
+  if [[ "${OPS_BENCH:-1}" != "0" && -x "$OPS_EXE" ]]; then
+    say "bench_cuda_ops"
+    t1=$(date +%s)
+    timeout 240 "$OPS_EXE" --benchmark_counters_tabular=true \
+      --benchmark_out="$BUILD/bench_cuda_ops.json" --benchmark_out_format=json 2>&1 \
+      | tee "$BUILD/bench_cuda_ops.log"
+    SUMMARY+=("$(printf '%-26s rc=%-3s (bench_cuda_ops.json) %28ss' bench_cuda_ops \
+                  "${PIPESTATUS[0]}" "$(( $(date +%s) - t1 ))")")
+  fi
+  STEP_EXE="$BUILD/tests/cuda/bench_cuda_train_step"
+  if [[ -x "$STEP_EXE" ]]; then
+    say "bench_cuda_train_step (SiT-XL/2 ReDi, fp32/TF32)"
+    t1=$(date +%s)
+    timeout 300 "$STEP_EXE" --steps "$STEPS" --json "$BUILD/bench_cuda_train_step.json" 2>&1 \
+      | tee "$STEP_LOG"
+    SUMMARY+=("$(printf '%-26s rc=%-3s (bench_cuda_train_step.json) %19ss' \
+                  bench_cuda_train_step "${PIPESTATUS[0]}" "$(( $(date +%s) - t1 ))")")
+  fi
+  PY=""  # the first Python that imports torch (PYTHON, python3 on PATH, the system one)
+  for cand in ${PYTHON:-} python3 /usr/bin/python3; do
+    if [[ -z "$PY" ]] && "$cand" -c "import torch" 2>/dev/null; then PY="$cand"; fi
+  done
+  if [[ "${TORCH:-1}" != "0" && -n "$PY" ]]; then
+    B=$(result train_step "$STEP_LOG" batch); B="${B%%.*}"
+    say "PyTorch reference step (batch ${B:-64})"
+    t1=$(date +%s)
+    timeout 300 "$PY" "$ROOT/tests/cuda/pytorch_reference_step.py" --batch "${B:-64}" \
+      --steps "$STEPS" --precision bf16,tf32 --json "$BUILD/pytorch_reference_step.json" 2>&1 \
+      | tee "$TORCH_LOG"
+    SUMMARY+=("$(printf '%-26s rc=%-3s (pytorch_reference_step.json) %18ss' \
+                  pytorch_reference "${PIPESTATUS[0]}" "$(( $(date +%s) - t1 ))")")
+  else
+    echo "PyTorch reference skipped (TORCH=0 or 'import torch' fails)" | tee "$TORCH_LOG"
+  fi
 fi
 
 if [[ -n "${EXTRA_RUN:-}" ]]; then
   say "extra: $EXTRA_RUN"
   bash -c "$EXTRA_RUN" 2>&1 | tee "$BUILD/extra_run.log"
-  SUMMARY+=("$(printf '%-28s rc=%s' "extra run" "${PIPESTATUS[0]}")")
+  SUMMARY+=("$(printf '%-26s rc=%s' "extra run" "${PIPESTATUS[0]}")")
 fi
 
 say "summary"
 printf '%s\n' "${SUMMARY[@]}"
+if [[ "${BENCH:-1}" != "0" ]]; then
+  r_ips=$(result train_step "$STEP_LOG" train_images_per_s)
+  r_smp=$(result sample_cfg "$STEP_LOG" sample_images_x_steps_per_s)
+  p_bf=$(result pytorch_train_bf16 "$TORCH_LOG" images_per_s)
+  p_tf=$(result pytorch_train_tf32 "$TORCH_LOG" images_per_s)
+  ps_bf=$(result pytorch_sample_bf16 "$TORCH_LOG" images_x_steps_per_s)
+  ps_tf=$(result pytorch_sample_tf32 "$TORCH_LOG" images_x_steps_per_s)
+  echo
+  printf '%-44s %s\n' "metric (SiT-XL/2 ReDi, 32x32, 4+8 ch)" "value"
+  printf '%-44s %s\n' "GEMM 8192^3 bf16 / TF32 (TFLOP/s)" \
+    "$(result gemm "$STEP_LOG" gemm_bf16_8192_tflops) / $(result gemm "$STEP_LOG" gemm_tf32_8192_tflops)"
+  printf '%-44s %s\n' "redi train batch / step ms" \
+    "$(result train_step "$STEP_LOG" batch) / $(result train_step "$STEP_LOG" step_ms)"
+  printf '%-44s %s\n' "redi train images/s (fp32 + TF32)" "${r_ips:-n/a}"
+  printf '%-44s %s\n' "redi train TFLOP/s / MFU vs bf16 GEMM" \
+    "$(result train_step "$STEP_LOG" train_tflops) / $(result train_step "$STEP_LOG" mfu_vs_bf16_gemm)"
+  printf '%-44s %s\n' "redi sampling images*steps/s (256 img, CFG)" "${r_smp:-n/a}"
+  printf '%-44s %s\n' "PyTorch train images/s bf16 / TF32" "${p_bf:-n/a} / ${p_tf:-n/a}"
+  printf '%-44s %s\n' "PyTorch sampling images*steps/s bf16 / TF32" "${ps_bf:-n/a} / ${ps_tf:-n/a}"
+  printf '%-44s %s\n' "ratio redi/PyTorch train (vs bf16 / vs TF32)" \
+    "$(ratio "$r_ips" "$p_bf") / $(ratio "$r_ips" "$p_tf")"
+  printf '%-44s %s\n' "ratio redi/PyTorch sampling (bf16 / TF32)" \
+    "$(ratio "$r_smp" "$ps_bf") / $(ratio "$r_smp" "$ps_tf")"
+fi
 if [[ -n "$OUTDIR" ]]; then
   mkdir -p "$OUTDIR"
-  cp "$BUILD"/*.log "$BUILD"/*.json "$OUTDIR"/ 2>/dev/null
-  ls "$OUTDIR" | head -8
+  cp "$BUILD"/*.log "$BUILD"/*.json "$BUILD".*.log "$OUTDIR"/ 2>/dev/null
+  ls "$OUTDIR" | head -20
 fi
 if grep -q "no CUDA device available" "$BUILD"/test_cuda_*.log 2>/dev/null; then
   echo "WARNING: tests were SKIPPED for lack of a CUDA device — nothing was verified"
 fi
-echo "total $(( $(date +%s) - T0 ))s; $TOTAL_PASSED tests passed; $( [[ $FAILED -eq 0 ]] && echo NO TEST FAILED || echo SOME TESTS FAILED)"
+echo "total $(( $(date +%s) - T0 ))s (build ${T_BUILD}s); $TOTAL_PASSED tests passed;" \
+     "$( [[ $FAILED -eq 0 ]] && echo NO TEST FAILED || echo SOME TESTS FAILED)"
 exit $FAILED

@@ -18,16 +18,16 @@ struct CpuModel::Impl {
       return decltype(net)(std::in_place_index<0>, c, cpu, seed);
     return decltype(net)(std::in_place_index<1>, c, cpu, seed);
   }
+  template <class Fn>
+  decltype(auto) visit(Fn&& fn) {
+    return std::visit(std::forward<Fn>(fn), net);
+  }
   Impl(const ModelConfig& c, FusionKind f, std::uint64_t seed) : net(make(c, f, seed)) {
     visit([&](auto& n) {
       m.assign(std::size_t(n.num_params()), 0.0f);
       v.assign(std::size_t(n.num_params()), 0.0f);
       ema = n.params().to_host();
     });
-  }
-  template <class Fn>
-  decltype(auto) visit(Fn&& fn) {
-    return std::visit(std::forward<Fn>(fn), net);
   }
 };
 

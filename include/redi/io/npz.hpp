@@ -16,8 +16,10 @@
 // Reading accepts numpy.savez output (zip64 extras included); numpy.savez_compressed (deflate)
 // is rejected with a message saying so. Little-endian hosts only.
 #pragma once
+#include <array>
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
