@@ -44,7 +44,7 @@ struct ViTEncoderConfig {
   int channels = 1;     // C (1: Fashion-MNIST, 3: CIFAR-10)
   int patch = 4;        // p: grid = image_size / patch
   int width = 64;       // D = feature_dim()
-  int depth = 4;
+  int depth = 2;        // 2 beat 4 at the quickstart's fixed CPU budget (docs/encoder.md)
   int heads = 4;
   int mlp_ratio = 4;
   int num_classes = 10;

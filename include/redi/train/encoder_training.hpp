@@ -34,7 +34,7 @@ namespace redi::train {
 
 struct EncoderTrainConfig {
   ViTEncoderConfig model{};
-  int steps = 1000;
+  int steps = 1500;              // the quickstart budget (docs/encoder.md)
   int batch = 64;
   double lr = 2e-3;              // peak; linear warm-up, then cosine to lr * final_lr_ratio
   double final_lr_ratio = 0.05;
