@@ -94,6 +94,9 @@ target_args=()
 for t in ${REDI_BUILD_TARGETS:-}; do target_args+=(--target "$t"); done
 cmake --build "$build_dir" -j "$jobs" "${target_args[@]+"${target_args[@]}"}"
 say "ctest"
+# ctest runs $jobs tests at once, each with OpenMP threads: spin-waiting threads on
+# oversubscribed cores cost up to 10x, so idle threads sleep (unless the caller says otherwise).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 # shellcheck disable=SC2086  # REDI_CTEST_ARGS is a list of words on purpose
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 1800 ${REDI_CTEST_ARGS:-}
 say "done"

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
 
-pkgs=(cmake ninja-build g++ libeigen3-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+# libopenblas-openmp-dev: OpenBLAS on libgomp's thread pool, which redi's CMake prefers (the
+# pthread flavour's threads spin against OpenMP's: ~3x slower steps under load).
+pkgs=(cmake ninja-build g++ libeigen3-dev libopenblas-openmp-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -34,5 +36,8 @@ cmake --build "$build" --target redi_quickstart -j "$(nproc)"
 built=$(date +%s)
 echo "[run.sh] build: $((built - start)) s"
 
+# Threads that wait passively: on a machine shared with other jobs, OpenMP's default busy
+# waiting makes 2 threads up to 10x slower than 1 (measured; docs/training.md). Override freely.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 "$build/examples/quickstart/redi_quickstart" "$@"
 echo "[run.sh] total (install + build + run): $(( $(date +%s) - start )) s"

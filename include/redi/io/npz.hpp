@@ -189,6 +189,23 @@ private:
   }
 };
 
+/// Writes a sample batch in the ADM evaluator's format (openai/guided-diffusion
+/// evaluations/evaluator.py): arr_0 = uint8 NHWC [n, h, w, c] (see io::to_uint8_nhwc in
+/// redi/io/image_write.hpp for the pixel conversion), arr_1 = int64 labels [n] (when given).
+inline void save_sample_npz(const std::filesystem::path& path, const std::uint8_t* nhwc, int n, int h, int w, int c,
+                            const int* labels = nullptr) {
+  REDI_CHECK(n > 0 && h > 0 && w > 0 && c > 0, path.string(), ": bad sample batch shape [", n, ", ", h, ", ", w, ", ",
+             c, "]");
+  NpzWriter z;
+  z.add("arr_0", {n, h, w, c}, nhwc);
+  std::vector<std::int64_t> lab;
+  if (labels) {
+    lab.assign(labels, labels + n);
+    z.add("arr_1", {n}, lab.data());
+  }
+  z.write(path);
+}
+
 /// An .npy array's header fields.
 struct NpyInfo {
   std::string descr;                 ///< e.g. "|u1", "<f4"

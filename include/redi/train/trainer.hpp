@@ -130,6 +130,7 @@ struct StepRecord {
   int rep_dropped = 0, labels_dropped = 0;
 };
 
+/// Trains `model` on `data` (both held by reference: they must outlive the trainer).
 template <class Model>
 class Trainer {
 public:
