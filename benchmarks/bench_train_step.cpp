@@ -12,6 +12,7 @@
 
 #include "redi/core/philox.hpp"
 #include "redi/ops/gemm.hpp"
+#include "redi/nn/flops.hpp"
 #include "redi/redi_model.hpp"
 
 namespace {
@@ -49,21 +50,6 @@ StepConfig s2_config() {
   return {"S2", c, 8};
 }
 
-/// Forward FLOPs of one sample (multiply-adds x 2): all linears + attention scores and mixing.
-double forward_flops(const redi::ModelConfig& c, int seq_factor) {
-  const double D = c.width, L = c.tokens(), S = L * seq_factor, p2 = double(c.patch) * c.patch;
-  const double Dm = D * c.mlp_ratio;
-  double f = 0;
-  f += 2 * L * p2 * c.channels_in() * D;                  // patch embed(s)
-  f += 2 * (c.freq_dim * D + D * D);                      // timestep MLP
-  const double block = 2 * S * (3 * D * D + D * D + 2 * D * Dm)  // qkv, proj, fc1, fc2
-                       + 2 * 2 * S * S * D                     // q k^T and P v
-                       + 2 * D * 6 * D;                        // adaLN
-  f += c.depth * block;
-  f += 2 * D * 2 * D + 2 * L * D * p2 * c.channels_out();  // final adaLN + linear(s)
-  return f;
-}
-
 template <class F>
 void BM_train_step(benchmark::State& state, StepConfig sc) {
   using Model = redi::ReDi<redi::SiT, F, redi::FlowMatching, float>;
@@ -83,7 +69,7 @@ void BM_train_step(benchmark::State& state, StepConfig sc) {
     auto st = m.train_step(x.data(), z.data(), y.data(), B);
     benchmark::DoNotOptimize(st.loss.loss);
   }
-  const double flops = 3.0 * forward_flops(sc.model, F::sequence_factor) * B;
+  const double flops = 3.0 * redi::forward_flops<F>(sc.model) * B;
   state.SetItemsProcessed(state.iterations() * B);
   state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["params_M"] = double(m.net().num_params()) / 1e6;

@@ -32,13 +32,13 @@ struct BlockFixture {
     for (auto& w : W) w *= 0.3;
     std::int64_t need = 0;
     auto count = [&](std::int64_t n) -> double* { need += n; return nullptr; };
-    acts.carve(count, d);
-    scratch.carve(count, d);
+    acts.carve(count, count, d, /*flash=*/false);
+    scratch.carve(count, d, /*flash=*/false);
     arena.assign(std::size_t(need), 0.0);
     std::int64_t at = 0;
     auto grab = [&](std::int64_t n) { double* p = arena.data() + at; at += n; return p; };
-    acts.carve(grab, d);
-    scratch.carve(grab, d);
+    acts.carve(grab, grab, d, /*flash=*/false);
+    scratch.carve(grab, d, /*flash=*/false);
   }
   nn::BlockWeights<double> weights() const {
     const double* P = W.data();

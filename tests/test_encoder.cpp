@@ -112,25 +112,11 @@ TEST(EncoderGrad, CrossEntropyAllParameters) {
   const std::vector<double> g = enc.grads().to_host();
   for (const auto& e : enc.entries()) {
     double* p = enc.params().data() + e.offset;
-    const std::int64_t stride = std::max<std::int64_t>(1, e.numel() / 48);
-    double worst = 0, wa = 0, wn = 0;
+    const double* ge = g.data() + e.offset;
     std::int64_t wi = -1;
-    for (std::int64_t i = 0; i < e.numel(); i += stride) {
-      auto central = [&](double h) {
-        const double p0 = p[i];
-        p[i] = p0 + h;
-        const double lp = loss();
-        p[i] = p0 - h;
-        const double lm = loss();
-        p[i] = p0;
-        return (lp - lm) / (2 * h);
-      };
-      const double h = 1e-3;
-      const double num = (4 * central(h / 2) - central(h)) / 3;
-      const double err = test::rel_error(g[e.offset + i], num, 1e-4);
-      if (err > worst || wi < 0) { worst = err; wi = i; wa = g[e.offset + i]; wn = num; }
-    }
-    EXPECT_LT(worst, 1e-5) << e.name << "[" << wi << "]: analytic " << wa << " numeric " << wn;
+    const double worst = test::max_rel_error_richardson(loss, p, e.numel(), ge, 1e-4, 48, &wi);
+    EXPECT_LT(worst, 1e-5) << e.name << "[" << wi << "]: analytic " << ge[wi] << " numeric "
+                           << test::richardson_derivative(loss, p + wi);
   }
 }
 

@@ -4,44 +4,25 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "redi/io/json.hpp"
 #include "redi/io/safetensors.hpp"
 #include "redi/io/state_dict.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace redi::io;
 namespace fs = std::filesystem;
+using redi::test::expect_error;
+using redi::test::write_file;
 
 namespace {
 
-fs::path temp_dir() {
-  static fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("redi_io_st_" + std::to_string(::getpid()));
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-struct RemoveTempDir : ::testing::Environment {
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(temp_dir(), ec);
-  }
-};
-const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-}
+const auto& kTmp = test::add_program_temp_dir("redi_io_st");
+fs::path temp_dir() { return kTmp.path(); }
 
 std::string le64(std::uint64_t n) {
   std::string s(8, '\0');
@@ -54,19 +35,6 @@ fs::path st_file(const std::string& name, const std::string& header, std::size_t
   fs::path p = temp_dir() / name;
   write_file(p, le64(header.size()) + header + std::string(data_bytes, '\0'));
   return p;
-}
-
-/// Runs f, expecting a redi::Error whose message contains every part.
-void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nmissing: " << part;
-    return;
-  }
-  ADD_FAILURE() << "expected a redi::Error mentioning " << *parts.begin();
 }
 
 void expect_open_error(const std::string& name, const std::string& header, std::size_t data,
@@ -352,9 +320,7 @@ TEST(StateDict, SaveLoadStrictAndReports) {
 
 // ------------------------------------------------------------------------- the real file
 TEST(SafeTensors, RealDinoV2PcaFile) {
-  const char* shared = std::getenv("REDI_SHARED");
-  fs::path p = fs::path(shared ? shared : "/work/shared") / "data" /
-               "dinov2_vitb14_reg_pca.safetensors";
+  const fs::path p = test::shared_path("data/dinov2_vitb14_reg_pca.safetensors");
   if (!fs::exists(p)) GTEST_SKIP() << p << " not present";
   SafeTensorsFile f = SafeTensorsFile::open(p);
   for (const char* k : {"feature_mean", "feature_std", "pca_mean", "explained_variance"}) {

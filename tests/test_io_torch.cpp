@@ -3,20 +3,19 @@
 // and a real torch.save file (tests/data/io/tiny_torch_ckpt.pt, from make_torch_ckpt.py).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "redi/io/state_dict.hpp"
 #include "redi/io/torch_pickle.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 using namespace std::string_literals;
 using namespace redi::io;
 namespace fs = std::filesystem;
+using redi::test::expect_error;
 
 namespace {
 
@@ -133,22 +132,8 @@ std::string good_pickle() {
   return p.b;
 }
 
-fs::path temp_dir() {
-  static fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("redi_io_torch_" + std::to_string(::getpid()));
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-struct RemoveTempDir : ::testing::Environment {
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(temp_dir(), ec);
-  }
-};
-const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTempDir);
+const auto& kTmp = test::add_program_temp_dir("redi_io_torch");
+fs::path temp_dir() { return kTmp.path(); }
 
 std::string good_zip(bool zip64 = false) {
   ZipWriter z;
@@ -160,18 +145,6 @@ std::string good_zip(bool zip64 = false) {
   z.add("ckpt/data/2", h);
   z.add("ckpt/version", "3\n");
   return z.finish(zip64);
-}
-
-void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nmissing: " << part;
-    return;
-  }
-  ADD_FAILURE() << "expected a redi::Error mentioning " << *parts.begin();
 }
 
 TorchCheckpoint from(const std::string& bytes, TorchOptions opt = {}) {
@@ -268,10 +241,7 @@ TEST(TorchCheckpoint, NamesBadArchives) {
 
 TEST(TorchCheckpoint, LoadStateDispatchesOnZipMagic) {
   fs::path p = temp_dir() / "synthetic.pt";
-  {
-    std::string z = good_zip();
-    std::ofstream(p, std::ios::binary).write(z.data(), std::streamsize(z.size()));
-  }
+  test::write_file(p, good_zip());
   std::vector<float> t(6), h(2);
   std::vector<ParamRef<float>> params = {{"t", Shape{3, 2}, t.data()}, {"7", Shape{2}, h.data()}};
   LoadReport r = load_state(p, params, {.strict = true, .prefix = "nested."});
@@ -282,8 +252,7 @@ TEST(TorchCheckpoint, LoadStateDispatchesOnZipMagic) {
 }
 
 TEST(TorchCheckpoint, RealTorchSaveFile) {
-  const char* data = std::getenv("REDI_TEST_DATA");
-  fs::path p = fs::path(data ? data : "tests/data") / "io" / "tiny_torch_ckpt.pt";
+  const fs::path p = test::test_data_path("io/tiny_torch_ckpt.pt");
   if (!fs::exists(p)) GTEST_SKIP() << p << " not present";
   TorchCheckpoint c = TorchCheckpoint::open(p);
   EXPECT_EQ(c.opaque_globals(), std::vector<std::string>{"argparse.Namespace"});

@@ -218,3 +218,49 @@ TEST(Model, ArenaAllocatesOnceForRepeatedSteps) {
   m.backward(w.data());
   EXPECT_EQ(m.arena_allocations(), 1u);
 }
+
+/// infer() is the training forward without the saved activations: the same output bit for bit
+/// (same kernels, same order), from an arena a fraction of the training one's size, and it does
+/// not disturb what a pending backward() needs.
+template <class F>
+void check_infer_matches_forward(bool learn_sigma) {
+  ModelConfig c = tiny_config(3, learn_sigma);
+  c.depth = 3;
+  Transformer<float, F> m(c, Cpu{}, 5);
+  // Randomise the zero-initialised output layers so every path carries signal.
+  {
+    auto& P = m.params();
+    std::vector<float> host = P.to_host();
+    std::vector<float> noise = normals<float>(host.size(), 9, 0.05);
+    for (std::size_t i = 0; i < host.size(); ++i) host[i] += noise[i];
+    P.from_host(host);
+  }
+  const int B = 3;
+  Batch b = make_batch(m, B, false);
+  std::vector<float> x(b.x.begin(), b.x.end()), t(b.t.begin(), b.t.end()), w(b.w.begin(), b.w.end());
+  std::vector<float> out_f(w.size()), out_i(w.size()), out_i2(w.size());
+  m.forward(x.data(), t.data(), b.y.data(), B, out_f.data());
+  // a different batch through infer() between forward and backward
+  std::vector<float> x2 = normals<float>(x.size(), 31);
+  std::vector<int> y2(b.y.rbegin(), b.y.rend());
+  m.infer(x2.data(), t.data(), y2.data(), B, out_i2.data());
+  m.zero_grad();
+  m.backward(w.data());
+  std::vector<float> g_mixed = m.grads().to_host();
+  m.infer(x.data(), t.data(), b.y.data(), B, out_i.data());
+  EXPECT_EQ(out_f, out_i) << "infer() must reproduce forward() exactly";
+  EXPECT_NE(out_i2, out_i);
+  // reference gradients: forward + backward with nothing in between
+  m.forward(x.data(), t.data(), b.y.data(), B, out_f.data());
+  m.zero_grad();
+  m.backward(w.data());
+  EXPECT_EQ(m.grads().to_host(), g_mixed) << "infer() between forward and backward changed the gradients";
+  EXPECT_LT(m.infer_arena_elems() * 2, m.train_arena_elems())
+      << "inference keeps one block's activations, not depth blocks'";
+  EXPECT_EQ(m.arena_allocations(), 2u);  // one training arena, one inference arena
+}
+
+TEST(Model, InferMatchesForwardMerged) { check_infer_matches_forward<Merged>(false); }
+TEST(Model, InferMatchesForwardMergedLearnSigma) { check_infer_matches_forward<Merged>(true); }
+TEST(Model, InferMatchesForwardSeparate) { check_infer_matches_forward<Separate>(false); }
+TEST(Model, InferMatchesForwardSeparateLearnSigma) { check_infer_matches_forward<Separate>(true); }

@@ -47,6 +47,11 @@ void naive_attention(std::vector<double>& out, std::vector<double>& probs,
 const AttentionStrategy kStrategies[] = {AttentionStrategy::Heads, AttentionStrategy::Blas,
                                          AttentionStrategy::Auto};
 
+// The CPU has no fused flash attention: device-generic code (nn/dit_block.hpp) keeps the
+// exact-contract op (probs saved) there; only redi::Cuda + bf16 has one (attention_cudnn.cuh).
+static_assert(!ops::has_flash_attention<Cpu, float>);
+static_assert(!ops::has_flash_attention<Cpu, double>);
+
 }  // namespace
 
 TEST(Attention, ForwardMatchesNaive) {

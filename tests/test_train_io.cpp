@@ -15,6 +15,7 @@
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/train/metrics_log.hpp"
+#include "io_test_util.hpp"
 
 #if defined(REDI_TEST_HAVE_STB)
 #if __has_include(<stb/stb_image.h>)
@@ -28,12 +29,7 @@ using namespace redi;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("redi_test_train_io_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return test::fresh_temp_dir("redi_test_train_io_" + name); }
 std::vector<unsigned char> slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), {}};

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,18 +15,15 @@
 #include "redi/nn/weights.hpp"
 #include "redi/train/checkpoint.hpp"
 #include "redi/train/trainer.hpp"
+#include "io_test_util.hpp"
 
 using namespace redi;
 namespace fs = std::filesystem;
+using redi::test::expect_error;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("redi_test_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return test::fresh_temp_dir("redi_test_train_" + name); }
 
 /// n samples of 1 x 8 x 8 images and r feature channels on a 4 x 4 grid, 4 classes.
 train::TrainSet toy_set(int n, int r, std::uint64_t seed = 5) {
@@ -64,6 +62,23 @@ typename Model::Options options(int r, bool learn_sigma = false) {
   return o;
 }
 
+/// A TrainerConfig for `steps` steps of batch `batch` that writes nothing of its own (no log
+/// lines, samples or checkpoints).
+train::TrainerConfig quiet_config(int batch, int steps) {
+  train::TrainerConfig tc;
+  tc.batch = batch; tc.steps = steps; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1;
+  return tc;
+}
+
+/// Trains `m` on `data` for `steps` steps of batch 4, then saves the checkpoint `ck`.
+template <class Model>
+void train_and_save(Model& m, const train::TrainSet& data, int steps, const fs::path& ck,
+                    std::map<std::string, std::string> extra = {}) {
+  train::Trainer<Model> t(m, data, quiet_config(4, steps));
+  t.run();
+  t.save(ck, std::move(extra));
+}
+
 template <class Model>
 bool same_bits(Model& a, Model& b) {
   const std::size_t n = std::size_t(a.net().num_params()) * sizeof(typename Model::value_type);
@@ -80,9 +95,8 @@ void check_resume(const std::string& tag, int r, bool learn_sigma) {
   const auto opts = options<Model>(r, learn_sigma);
   // batch 6 over 40 samples: 6 batches per epoch; 14 steps cross two epoch boundaries, the
   // split at 7 is mid-epoch.
-  train::TrainerConfig tc;
-  tc.batch = 6; tc.steps = 14; tc.hflip = true; tc.data_seed = 9; tc.log_every = 0;
-  tc.sample_every = -1; tc.ckpt_every = -1;
+  train::TrainerConfig tc = quiet_config(6, 14);
+  tc.hflip = true; tc.data_seed = 9;
 
   Model full(opts);
   train::Trainer<Model> t_full(full, data, tc);
@@ -129,20 +143,10 @@ TEST(TrainResume, RefusesChangedSettings) {
   const fs::path dir = temp_dir("settings");
   const auto data = toy_set(24, 2);
   M a(options<M>(2));
-  train::TrainerConfig tc;
-  tc.batch = 4; tc.steps = 2; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1;
-  train::Trainer<M> ta(a, data, tc);
-  ta.run();
-  ta.save(dir / "ck.safetensors");
+  train_and_save(a, data, 2, dir / "ck.safetensors");
   M b(options<M>(2));
-  tc.batch = 8;
-  train::Trainer<M> tb(b, data, tc);
-  try {
-    tb.resume(dir / "ck.safetensors");
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("batch 4 -> 8"), std::string::npos) << e.what();
-  }
+  train::Trainer<M> tb(b, data, quiet_config(8, 2));
+  expect_error([&] { tb.resume(dir / "ck.safetensors"); }, {"batch 4 -> 8"});
   fs::remove_all(dir);
 }
 
@@ -151,8 +155,8 @@ TEST(TrainNaN, PoisonedBatchStopsWithTheStep) {
   auto data = toy_set(16, 2);
   for (int p = 0; p < 64; ++p) data.x[std::size_t(p)] = std::nanf("");  // sample 0 is poisoned
   M m(options<M>(2));
-  train::TrainerConfig tc;
-  tc.batch = 4; tc.steps = 100; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1; tc.data_seed = 1;
+  train::TrainerConfig tc = quiet_config(4, 100);
+  tc.data_seed = 1;
   train::Trainer<M> t(m, data, tc);
   // The step that draws sample 0: the first batch of epoch 0 containing it.
   const auto order = data::epoch_permutation(16, 1, 0);
@@ -181,15 +185,8 @@ TEST(TrainNaN, HugeLearningRateStops) {
   o.train.grad_clip = 0;
   o.train.warmup_steps = 0;
   M m(o);
-  train::TrainerConfig tc;
-  tc.batch = 4; tc.steps = 50; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1;
-  train::Trainer<M> t(m, data, tc);
-  try {
-    t.run();
-    FAIL() << "expected a non-finite loss";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("training stopped at step "), std::string::npos) << e.what();
-  }
+  train::Trainer<M> t(m, data, quiet_config(4, 50));
+  expect_error([&] { t.run(); }, {"training stopped at step "});
 }
 
 TEST(TrainCheckpoint, RoundTripAndEmaAsOfficialWeights) {
@@ -197,12 +194,8 @@ TEST(TrainCheckpoint, RoundTripAndEmaAsOfficialWeights) {
   const fs::path dir = temp_dir("ckpt");
   const auto data = toy_set(16, 2);
   M a(options<M>(2, true));
-  train::TrainerConfig tc;
-  tc.batch = 4; tc.steps = 3; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1;
-  train::Trainer<M> t(a, data, tc);
-  t.run();
   const fs::path ck = dir / "ck.safetensors";
-  t.save(ck, {{"note", "hello"}});
+  train_and_save(a, data, 3, ck, {{"note", "hello"}});
   M b(options<M>(2, true));
   const auto st = train::load_checkpoint(ck, b);
   EXPECT_EQ(st.step, 3);
@@ -220,12 +213,7 @@ TEST(TrainCheckpoint, RoundTripAndEmaAsOfficialWeights) {
   auto o2 = options<M>(2, true);
   o2.model.depth = 3;
   M deeper(o2);
-  try {
-    train::load_checkpoint(ck, deeper);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model configuration differs"), std::string::npos) << e.what();
-  }
+  expect_error([&] { train::load_checkpoint(ck, deeper); }, {"model configuration differs"});
   fs::remove_all(dir);
 }
 
@@ -234,37 +222,24 @@ TEST(TrainCheckpoint, CorruptFilesAreErrorsAndLeaveTheModelAlone) {
   const fs::path dir = temp_dir("corrupt");
   const auto data = toy_set(16, 2);
   M a(options<M>(2));
-  train::TrainerConfig tc;
-  tc.batch = 4; tc.steps = 2; tc.log_every = 0; tc.sample_every = -1; tc.ckpt_every = -1;
-  train::Trainer<M> t(a, data, tc);
-  t.run();
   const fs::path ck = dir / "ck.safetensors";
-  t.save(ck);
+  train_and_save(a, data, 2, ck);
   const auto size = fs::file_size(ck);
   // Truncated copy.
   fs::copy_file(ck, dir / "trunc.safetensors");
   fs::resize_file(dir / "trunc.safetensors", size - 100);
   M b(options<M>(2));
   const auto before = b.net().params().to_host();
-  try {
-    train::load_checkpoint(dir / "trunc.safetensors", b);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("trunc.safetensors"), std::string::npos) << e.what();
-  }
+  expect_error([&] { train::load_checkpoint(dir / "trunc.safetensors", b); }, {"trunc.safetensors"});
   EXPECT_EQ(b.net().params().to_host(), before);
   EXPECT_EQ(b.step(), 0);
   // Garbage header.
-  { std::ofstream(dir / "junk.safetensors", std::ios::binary) << "not a checkpoint at all"; }
+  test::write_file(dir / "junk.safetensors", "not a checkpoint at all");
   EXPECT_THROW(train::load_checkpoint(dir / "junk.safetensors", b), Error);
   // Plain weights file (no training metadata).
   save_weights(a.net(), dir / "weights.safetensors");
-  try {
-    train::load_checkpoint(dir / "weights.safetensors", b);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not a redi training checkpoint"), std::string::npos) << e.what();
-  }
+  expect_error([&] { train::load_checkpoint(dir / "weights.safetensors", b); },
+               {"not a redi training checkpoint"});
   EXPECT_THROW(train::load_checkpoint(dir / "missing.safetensors", b), Error);
   EXPECT_EQ(b.net().params().to_host(), before);
   fs::remove_all(dir);

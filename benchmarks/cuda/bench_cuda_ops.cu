@@ -1,10 +1,12 @@
 // benchmarks/cuda/bench_cuda_ops.cu — CUDA op throughput (Google Benchmark, CUDA-event manual
-// timing): cuBLASLt GEMM peak (bf16, fp32, TF32), the attention fallback forward+backward at
-// the SiT-XL/2 shape, fused LayerNorm+modulate bandwidth and the Philox fill. Every benchmark
-// reports an error row (SkipWithError) when no CUDA device is present.
+// timing): cuBLASLt GEMM peak (bf16, fp32, TF32), the attention fallback forward+backward and
+// the cuDNN fused SDPA (flash attention) forward+backward at the SiT-XL/2 shape, fused
+// LayerNorm+modulate bandwidth and the Philox fill. Every benchmark reports an error row
+// (SkipWithError) when no CUDA device is present.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 
 #include "redi/core/tensor.hpp"
 #include "redi/cuda/device.hpp"
@@ -101,6 +103,35 @@ void BM_AttentionFwdBwd(benchmark::State& state) {
 BENCHMARK(BM_AttentionFwdBwd<bf16>)->ArgName("B")->Arg(64)->Arg(256)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(0.3);
 BENCHMARK(BM_AttentionFwdBwd<float>)->ArgName("B")->Arg(64)->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->MinTime(0.3);
+
+// ---- cuDNN fused SDPA (flash attention, bf16, lse saved instead of probs) at the same shape:
+// compare with BM_AttentionFwdBwd<bf16> above (same process, same device). TFLOP/s counts the
+// same 6 attention GEMMs (the flash backward recomputes Q K^T: 7 are executed). The label is
+// flash_attention_status (cuDNN version, workspaces); unsupported: an error row with the reason.
+void BM_FlashAttentionFwdBwd(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  const int B = int(state.range(0)), L = 256, H = 16, hd = 72, D = H * hd;
+  ctx().set_cudnn_sdpa(true);
+  const std::string status = redi::ops::flash_attention_status(ctx(), B, L, H, hd);
+  if (!redi::ops::flash_attention_supported<bf16>(ctx(), B, L, H, hd)) {
+    state.SkipWithError(("cuDNN fused SDPA unsupported: " + status).c_str());
+    return;
+  }
+  auto qkv = randn_dev<bf16>(std::int64_t(B) * L * 3 * D, 3);
+  auto dout = randn_dev<bf16>(std::int64_t(B) * L * D, 4);
+  Tensor<bf16, Cuda> out(Shape{std::int64_t(B) * L * D}), dqkv(Shape{qkv.numel()});
+  Tensor<float, Cuda> stats(Shape{std::int64_t(B) * H * L});
+  timed_loop(state, [&] {
+    redi::ops::flash_attention_forward(ctx(), out.data(), stats.data(), qkv.data(), B, L, H, hd);
+    redi::ops::flash_attention_backward(ctx(), dqkv.data(), dout.data(), qkv.data(), out.data(),
+                                        stats.data(), B, L, H, hd);
+  });
+  state.counters["TFLOP/s"] = benchmark::Counter(6.0 * 2.0 * B * H * double(L) * L * hd * 1e-12,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(status);
+}
+BENCHMARK(BM_FlashAttentionFwdBwd)->ArgName("B")->Arg(64)->Arg(256)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(0.3);
 
 // ---- Fused LayerNorm + adaLN modulate over tokens [B*256, 1152] (bandwidth)

@@ -1,31 +1,37 @@
-// benchmarks/cuda/bench_cuda_train_step.cu — the GPU training step of SiT-XL/2 ReDi
-// (4 VAE + 8 PCA-feature channels, 32x32 latents, Merged tokens, learn_sigma off), fp32 storage
-// with TF32 tensor-core GEMMs: zero_grad, forward, MSE loss on the device, backward, gradient
-// norm (device-side, as ReDi::finish_step computes it), AdamW, EMA. Runs at the largest batch
-// that fits (256, else 128, 64, 32: a failed cudaMalloc throws redi::Error and the next size is
-// tried). Also: the bf16 and TF32 8192^3 GEMM rates of the context's gemm in the same process
-// (MFU = achieved model TFLOP/s / bf16 GEMM TFLOP/s), and sampling throughput (Euler steps with
-// classifier-free guidance for 256 images = 512 model rows per step, in chunks of the batch the
-// model's arena holds: the Transformer has no inference-only forward yet, so its arena keeps
-// training activations).
+// benchmarks/cuda/bench_cuda_train_step.cu — the GPU training step and sampling of the
+// user-facing redi::ReDi<SiT, Merged, FlowMatching, P, Cuda> at SiT-XL/2 ReDi (4 VAE + 8 PCA
+// channels, 32x32 latents, learn_sigma off), for P = BF16Mixed (bf16 compute, fp32 master
+// weights; cuDNN fused attention where supported) and P = float with TF32 GEMMs.
 //
-//   bench_cuda_train_step [--steps N] [--batch B] [--json FILE]
+// Per precision, in one process (after the bf16 and TF32 8192^3 GEMM rates of the context):
+//   train_step   ReDi::train_step end to end: host joint loss (noise, dropout) through the
+//                DeviceBridge, forward, backward, grad norm + clip, AdamW, EMA. The largest
+//                batch of 256/128/64/32 that fits (a failed cudaMalloc throws; next size).
+//                images/s, model TFLOP/s, MFU = TFLOP/s / measured bf16 GEMM TFLOP/s.
+//   device_fwd_bwd  the same network's forward + backward on device-resident inputs (no host
+//                loss, no optimiser): how much of the step the host side and optimiser take.
+//   sample       ReDi::sample<OdeEuler, CFG<VaeOnly>> of 256 images (512 rows per NFE through
+//                the inference forward), a few Euler steps; images x NFE / s, and the implied
+//                images/s for the paper's 250-step SDE sampler with CFG.
+//
+//   bench_cuda_train_step [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE]
 //
 // Prints one "RESULT key=value ..." line per measurement (parsed by tests/cuda/device_check.sh)
 // and writes them as JSON with --json. Without a CUDA device: prints "SKIPPED" and exits 0.
-//
-// FLOPs per training step = 3 x forward FLOPs (the formula of benchmarks/bench_train_step.cpp:
-// every linear layer + attention scores and mixing, multiply-add = 2 FLOPs).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <chrono>
+
 #include "redi/cuda/ops/ops.cuh"
-#include "redi/nn/transformer.hpp"
+#include "redi/nn/flops.hpp"
+#include "redi/redi_model.hpp"
 
 namespace {
 
@@ -33,22 +39,6 @@ using redi::bf16;
 using redi::Cuda;
 using redi::Shape;
 using redi::Tensor;
-
-/// Forward FLOPs of one sample — kept identical to forward_flops() in
-/// benchmarks/bench_train_step.cpp (that file is a CPU benchmark main; not includable).
-double forward_flops(const redi::ModelConfig& c, int seq_factor) {
-  const double D = c.width, L = c.tokens(), S = L * seq_factor, p2 = double(c.patch) * c.patch;
-  const double Dm = D * c.mlp_ratio;
-  double f = 0;
-  f += 2 * L * p2 * c.channels_in() * D;                  // patch embed(s)
-  f += 2 * (c.freq_dim * D + D * D);                      // timestep MLP
-  const double block = 2 * S * (3 * D * D + D * D + 2 * D * Dm)  // qkv, proj, fc1, fc2
-                       + 2 * 2 * S * S * D                     // q k^T and P v
-                       + 2 * D * 6 * D;                        // adaLN
-  f += c.depth * block;
-  f += 2 * D * 2 * D + 2 * L * D * p2 * c.channels_out();  // final adaLN + linear(s)
-  return f;
-}
 
 /// Milliseconds of `iters` calls of f on the context's stream (CUDA events), after `warmup`.
 template <class F>
@@ -109,39 +99,16 @@ struct Results {
   }
 };
 
-int run(int argc, char** argv) {
-  int steps = 10, forced_batch = 0;
-  const char* json = nullptr;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) forced_batch = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--steps N] [--batch B] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (!redi::cuda_available()) {
-    std::printf("SKIPPED: no CUDA device available\n");
-    return 0;
-  }
-  redi::CudaOptions opt;
-  opt.tf32 = true;  // fp32 storage, TF32 tensor-core GEMMs
-  const Cuda ctx = Cuda::create(0, opt);
-  cudaDeviceProp prop{};
-  REDI_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  Results R;
-  R.add("device", prop.name);
+double wall_ms(const Cuda& ctx, int warmup, int iters, const std::function<void()>& f) {
+  for (int i = 0; i < warmup; ++i) f();
+  ctx.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) f();
+  ctx.synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
 
-  // ---- GEMM ceilings (same process, same context)
-  const double peak_bf16 = gemm_tflops<bf16>(ctx, 8192);
-  const double peak_tf32 = gemm_tflops<float>(ctx, 8192);
-  R.add("gemm_bf16_8192_tflops", peak_bf16);
-  R.add("gemm_tf32_8192_tflops", peak_tf32);
-  R.print_line("gemm", 0);
-  std::size_t mark = R.kv.size();
-
-  // ---- the model
+redi::ModelConfig xl2_redi() {
   redi::ModelConfig cfg;
   cfg.preset("XL/2");
   cfg.input_size = 32;
@@ -149,133 +116,173 @@ int run(int argc, char** argv) {
   cfg.feature_channels = 8;
   cfg.num_classes = 1000;
   cfg.learn_sigma = false;
-  using Net = redi::Transformer<float, redi::Merged, Cuda>;
-  Net net(cfg, ctx);  // host-side DiT init of 675M parameters: ~10 s
-  const std::int64_t np = net.num_params();
-  const int Cin = cfg.channels_in(), Cout = cfg.channels_out(), HW = cfg.input_size * cfg.input_size;
-  Tensor<float, Cuda> mom(Shape{np}), var(Shape{np}), ema(Shape{np});
-  redi::ops::copy(ctx, ema.data(), net.params().data(), np);
-  Tensor<double, Cuda> stats(Shape{2});  // device-side loss sum and gradient sum of squares
-  redi::ops::AdamWConfig adam;           // lr 1e-4, betas (0.9, 0.999), no weight decay
-  const double ema_decay = 0.9999;
+  return cfg;
+}
 
+/// One precision's measurements; returns false when no batch fits.
+template <class P>
+bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_batch,
+                     double peak_bf16, Results& R) {
+  using Model = redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, P, Cuda>;
+  using T = typename Model::network_type::value_type;
+  const redi::ModelConfig cfg = xl2_redi();
+  typename Model::Options o;
+  o.model = cfg;
+  o.loss.p_drop = 0.2;  // the public RG training setting
+  o.train.grad_clip = 1.0;
+  const auto t_init = std::chrono::steady_clock::now();
+  Model m(o, ctx);  // host-side DiT init of 2 x 675M parameters
+  const double init_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
+  const int Cx = cfg.image_channels, r = cfg.feature_channels, HW = cfg.input_size * cfg.input_size;
   std::vector<int> tries = forced_batch > 0 ? std::vector<int>{forced_batch}
                                             : std::vector<int>{256, 128, 64, 32};
+  std::size_t mark = R.kv.size();
+  // keys carry the precision: bf16_step_ms, fp32_step_ms, ...
+  auto add = [&](const std::string& k, const auto& v) { R.add(std::string(tag) + "_" + k, v); };
   int B = 0;
-  Tensor<float, Cuda> x, t, target, out, dout;
-  Tensor<int, Cuda> y;
-  std::int64_t step = 0;
-  auto train_step = [&] {
-    const std::int64_t n_out = std::int64_t(B) * Cout * HW;
-    net.zero_grad();
-    net.forward(x.data(), t.data(), y.data(), B, out.data());
-    redi::ops::mse_sum_async(ctx, stats.data(), out.data(), target.data(), n_out);
-    redi::ops::mse_backward(ctx, dout.data(), out.data(), target.data(), n_out, 1.0f);
-    net.backward(dout.data());
-    redi::ops::sum_squares_async(ctx, stats.data() + 1, net.grads().data(), np);
-    ++step;
-    redi::ops::adamw_step(ctx, net.params().data(), net.grads().data(), mom.data(), var.data(),
-                          np, adam, step);
-    redi::ops::ema_update(ctx, ema.data(), net.params().data(), np, ema_decay);
+  std::vector<float> x0, z0;
+  std::vector<int> y;
+  std::uint64_t first = 0;
+  auto step = [&] {
+    m.train_step(x0.data(), z0.data(), y.data(), B, first);
+    first += std::uint64_t(B);
   };
   for (int b : tries) {
     try {
       B = b;
-      x = Tensor<float, Cuda>(Shape{std::int64_t(B) * Cin * HW});
-      target = Tensor<float, Cuda>(Shape{std::int64_t(B) * Cout * HW});
-      out = Tensor<float, Cuda>(Shape{std::int64_t(B) * Cout * HW});
-      dout = Tensor<float, Cuda>(Shape{std::int64_t(B) * Cout * HW});
-      t = Tensor<float, Cuda>(Shape{B});
-      y = Tensor<int, Cuda>(Shape{B});
-      redi::ops::fill_normal(ctx, x.data(), x.numel(), 3, 0);
-      redi::ops::fill_normal(ctx, target.data(), target.numel(), 4, 0);
-      redi::ops::fill_uniform(ctx, t.data(), t.numel(), 5, 0);
-      std::vector<int> yh(B);
-      for (int i = 0; i < B; ++i) yh[i] = (i * 37) % (cfg.num_classes + 1);  // incl. null class
-      y.from_host(yh);
-      train_step();  // sizes the arena (throws redi::Error when cudaMalloc fails)
+      x0.resize(std::size_t(B) * Cx * HW);
+      z0.resize(std::size_t(B) * r * HW);
+      redi::philox::fill_normal(x0.data(), x0.size(), 3, 0);
+      redi::philox::fill_normal(z0.data(), z0.size(), 4, 0);
+      y.resize(B);
+      for (int i = 0; i < B; ++i) y[i] = (i * 37) % cfg.num_classes;
+      step();  // sizes the arenas (throws redi::Error when cudaMalloc fails)
       ctx.synchronize();
       break;
     } catch (const redi::Error& e) {
-      std::printf("batch %d does not fit: %s\n", b, e.what());
+      std::printf("[%s] batch %d does not fit: %s\n", tag, b, e.what());
       std::fflush(stdout);
       B = 0;
     }
   }
   if (B == 0) {
-    std::printf("RESULT train_step error=\"no batch size fits\"\n");
-    return 1;
+    std::printf("RESULT train_step_%s error=\"no batch size fits\"\n", tag);
+    return false;
   }
-  const double ms = time_ms(ctx, 1, steps, train_step);
-  std::vector<double> st(2);
-  REDI_CUDA_CHECK(cudaMemcpy(st.data(), stats.data(), 2 * sizeof(double), cudaMemcpyDeviceToHost));
-  const double flops_step = 3.0 * forward_flops(cfg, redi::Merged::sequence_factor) * B;
-  const double tflops = flops_step / (ms * 1e-3) * 1e-12;
+  auto last = m.train_step(x0.data(), z0.data(), y.data(), B, first);
+  const double ms = wall_ms(ctx, 0, steps, step);
+  const double tflops = redi::train_step_flops<redi::Merged>(cfg, B) / (ms * 1e-3) * 1e-12;
   std::size_t free_b = 0, total_b = 0;
   REDI_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  R.add("model", "SiT-XL/2 ReDi Merged 4+8ch 32x32 fp32/TF32");
-  R.add("params_M", double(np) / 1e6);
-  R.add("batch", double(B));
-  R.add("step_ms", ms);
-  R.add("train_images_per_s", B / (ms * 1e-3));
-  R.add("train_tflops", tflops);
-  R.add("mfu_vs_bf16_gemm", tflops / peak_bf16);
-  R.add("frac_of_tf32_gemm", tflops / peak_tf32);
-  R.add("gpu_mem_used_GiB", double(total_b - free_b) / double(1u << 30));
-  R.add("last_loss", st[0] / double(std::int64_t(B) * Cout * HW));
-  R.add("last_grad_norm", std::sqrt(st[1]));
-  R.print_line("train_step", mark);
-  mark = R.kv.size();
+  add("precision", tag);
+  add("model", "SiT-XL/2 ReDi Merged 4+8ch 32x32");
+  add("params_M", double(m.net().num_params()) / 1e6);
+  add("init_s", init_s);
+  add("flash_attention", m.net().uses_flash_attention() ? "cudnn" : "fallback");
+  add("batch", double(B));
+  add("step_ms", ms);
+  add("train_images_per_s", B / (ms * 1e-3));
+  add("train_tflops", tflops);
+  add("mfu_vs_bf16_gemm", tflops / peak_bf16);
+  add("gpu_mem_used_GiB", double(total_b - free_b) / double(1u << 30));
+  add("loss", last.loss.loss);
+  add("grad_norm", last.grad_norm);
+  R.print_line((std::string("train_step_") + tag).c_str(), mark);
 
-  // ---- sampling: Euler + CFG for 256 images (512 rows per step) in chunks of B rows
-  const int images = 256, rows = 2 * images;
-  const std::int64_t img_elems = std::int64_t(Cin) * HW;
-  Tensor<float, Cuda> xs(Shape{std::int64_t(images) * img_elems});
-  Tensor<float, Cuda> xin(Shape{std::int64_t(rows) * img_elems});
-  Tensor<float, Cuda> vel(Shape{std::int64_t(rows) * img_elems});
-  Tensor<float, Cuda> ts(Shape{rows});
-  Tensor<int, Cuda> ys(Shape{rows});
-  redi::ops::fill_normal(ctx, xs.data(), xs.numel(), 6, 0);
+  // ---- the network alone on device-resident data: forward + backward
+  mark = R.kv.size();
   {
-    std::vector<int> yh(rows);
-    for (int i = 0; i < images; ++i) {
-      yh[i] = (i * 13) % cfg.num_classes;
-      yh[images + i] = cfg.null_class();
-    }
-    ys.from_host(yh);
-    ts.from_host(std::vector<float>(rows, 0.5f));
+    auto& net = m.net();
+    const std::int64_t nin = std::int64_t(B) * cfg.channels_in() * HW;
+    const std::int64_t nout = std::int64_t(B) * cfg.channels_out() * HW;
+    Tensor<float, Cuda> xf(Shape{nin}), gf(Shape{nout}), t(Shape{B});
+    Tensor<T, Cuda> x(Shape{nin}), out(Shape{nout}), g(Shape{nout});
+    Tensor<int, Cuda> yd(Shape{B});
+    redi::ops::fill_normal(ctx, xf.data(), nin, 5, 0);
+    redi::ops::fill_normal(ctx, gf.data(), nout, 6, 0);
+    redi::ops::fill_uniform(ctx, t.data(), B, 7, 0);
+    redi::ops::convert(ctx, x.data(), xf.data(), nin);
+    redi::ops::convert(ctx, g.data(), gf.data(), nout);
+    yd.from_host(y);
+    const double fb = wall_ms(ctx, 1, steps, [&] {
+      net.forward(x.data(), t.data(), yd.data(), B, out.data());
+      net.backward(g.data());
+    });
+    add("device_fwd_bwd_ms", fb);
+    add("device_fwd_bwd_tflops", redi::train_step_flops<redi::Merged>(cfg, B) / (fb * 1e-3) * 1e-12);
+    add("step_over_fwd_bwd", ms / fb);
+    R.print_line((std::string("device_fwd_bwd_") + tag).c_str(), mark);
   }
-  const float guidance = 4.0f, dt = -1.0f / 250;
-  const std::int64_t n_img = std::int64_t(images) * img_elems;
-  auto sample_step = [&] {
-    redi::ops::copy(ctx, xin.data(), xs.data(), n_img);
-    redi::ops::copy(ctx, xin.data() + n_img, xs.data(), n_img);
-    for (int r0 = 0; r0 < rows; r0 += B) {
-      const int nb = rows - r0 < B ? rows - r0 : B;
-      net.forward(xin.data() + r0 * img_elems, ts.data() + r0, ys.data() + r0, nb,
-                  vel.data() + r0 * img_elems);
+
+  // ---- sampling: 256 images, CFG (512 rows per NFE), a few Euler steps
+  mark = R.kv.size();
+  {
+    const int images = 256, nfe = 4;
+    std::vector<float> out(std::size_t(images) * cfg.channels_in() * HW);
+    std::vector<int> labels(images);
+    for (int i = 0; i < images; ++i) labels[i] = (i * 13) % cfg.num_classes;
+    redi::SampleRequest req;
+    req.B = images;
+    req.labels = labels.data();
+    req.seed = 1;
+    redi::OdeEuler::Options so;
+    so.num_steps = nfe;
+    redi::GuidanceOptions go;
+    go.cfg_scale = 4.0;
+    auto run_sampler = [&] { m.template sample<redi::OdeEuler, redi::CFG<redi::VaeOnly>>(out.data(), req, so, go); };
+    const double sms = wall_ms(ctx, 1, 2, run_sampler);
+    const double per_nfe = sms / nfe;
+    add("sample_images", double(images));
+    add("sample_rows_per_nfe", double(2 * images));
+    add("sample_ms_per_nfe", per_nfe);
+    add("sample_images_x_nfe_per_s", images / (per_nfe * 1e-3));
+    add("sample_images_per_s_250_nfe", images / (per_nfe * 1e-3) / 250.0);
+    add("sample_forward_tflops", redi::forward_flops<redi::Merged>(cfg) * 2 * images / (per_nfe * 1e-3) * 1e-12);
+    R.print_line((std::string("sample_cfg_") + tag).c_str(), mark);
+  }
+  return true;
+}
+
+int run(int argc, char** argv) {
+  int steps = 5, forced_batch = 0;
+  std::string precision = "both";
+  const char* json = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) forced_batch = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE]\n", argv[0]);
+      return 2;
     }
-    float* vc = vel.data();
-    float* vu = vel.data() + n_img;
-    redi::ops::scale_inplace(ctx, vu, n_img, -1.0f);
-    redi::ops::add_inplace(ctx, vc, vu, n_img);  // v_c - v_u
-    redi::ops::scale_inplace(ctx, vc, n_img, guidance);
-    redi::ops::scale_inplace(ctx, vu, n_img, -1.0f);
-    redi::ops::add_inplace(ctx, vc, vu, n_img);  // v_u + s (v_c - v_u)
-    redi::ops::scale_inplace(ctx, vc, n_img, dt);
-    redi::ops::add_inplace(ctx, xs.data(), vc, n_img);
-  };
-  const double sms = time_ms(ctx, 1, 3, sample_step);
-  const double fwd_tflops = forward_flops(cfg, 1) * rows / (sms * 1e-3) * 1e-12;
-  R.add("sample_images", double(images));
-  R.add("sample_rows_per_forward", double(B));
-  R.add("sample_step_ms", sms);
-  R.add("sample_images_x_steps_per_s", images / (sms * 1e-3));
-  R.add("sample_images_per_s_250_steps", images / (sms * 1e-3) / 250.0);
-  R.add("sample_forward_tflops", fwd_tflops);
-  R.print_line("sample_cfg", mark);
+  }
+  if (precision != "bf16" && precision != "fp32" && precision != "both") {
+    std::fprintf(stderr, "--precision must be bf16, fp32 or both, got '%s'\n", precision.c_str());
+    return 2;
+  }
+  if (!redi::cuda_available()) {
+    std::printf("SKIPPED: no CUDA device available\n");
+    return 0;
+  }
+  redi::CudaOptions opt;
+  opt.tf32 = true;  // the fp32 model runs TF32 tensor-core GEMMs (bf16 GEMMs are unaffected)
+  const Cuda ctx = Cuda::create(0, opt);
+  cudaDeviceProp prop{};
+  REDI_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  Results R;
+  R.add("device", prop.name);
+  const double peak_bf16 = gemm_tflops<bf16>(ctx, 8192);
+  const double peak_tf32 = gemm_tflops<float>(ctx, 8192);
+  R.add("gemm_bf16_8192_tflops", peak_bf16);
+  R.add("gemm_tf32_8192_tflops", peak_tf32);
+  R.print_line("gemm", 0);
+  bool ok = true;
+  if (precision != "fp32") ok &= bench_precision<redi::BF16Mixed>(ctx, "bf16", steps, forced_batch, peak_bf16, R);
+  if (precision != "bf16") ok &= bench_precision<float>(ctx, "fp32", steps, forced_batch, peak_bf16, R);
   if (json) R.write_json(json);
-  return 0;
+  return ok ? 0 : 1;
 }
 
 }  // namespace

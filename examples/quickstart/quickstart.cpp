@@ -329,8 +329,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::cout.setf(std::ios::unitbuf);  // progress lines appear at once, also in a log file
-  try {
+  return redi_examples::cli_main("redi_quickstart", [&] {
     const Args a(argc, argv,
                  {"steps", "minutes", "batch", "width", "depth", "heads", "patch", "lr", "lambda-z", "p-drop", "ema",
                   "sampler", "sample-steps", "cfg", "rg", "samples-per-class", "encoder-steps", "seed", "out",
@@ -341,11 +340,5 @@ int main(int argc, char** argv) {
       return 0;
     }
     return run(a);
-  } catch (const UsageError& e) {
-    std::cerr << "redi_quickstart: " << e.what() << "\n(see redi_quickstart --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "redi_quickstart: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -1,15 +1,21 @@
 // examples/train/cli_args.hpp — the command-line parsing the redi example programs share:
 // --name VALUE, --name=VALUE and bare --flag switches, every value checked. Any problem is a
-// UsageError whose message names the flag; the programs print it and exit with status 2.
+// UsageError whose message names the flag; the programs print it and exit with status 2
+// (cli_main).
 #pragma once
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <iostream>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace redi_examples {
 
@@ -104,5 +110,29 @@ private:
   std::set<std::string> valued_, switches_;
   std::map<std::string, std::string> values_;
 };
+
+/// The example programs' main(): std::cout unbuffered (progress lines appear at once, also in a
+/// log file), then body()'s exit status. A UsageError prints "<program>: <message>" and a pointer
+/// to --help (status 2), any other exception "<program>: error: <message>" (status 1).
+template <class Body>
+int cli_main(const std::string& program, Body&& body) {
+  std::cout.setf(std::ios::unitbuf);
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::cerr << program << ": " << e.what() << "\n(see " << program << " --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+/// --threads N (1..4096): the OpenMP thread count, when given and built with OpenMP.
+inline void apply_threads_flag([[maybe_unused]] const Args& a) {
+#if defined(_OPENMP)
+  if (a.has("threads")) omp_set_num_threads(int(a.integer("threads", 1, 1, 4096)));
+#endif
+}
 
 }  // namespace redi_examples

@@ -6,10 +6,6 @@
 #include "cli_args.hpp"
 #include "cli_options.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace {
 
 const char* kUsage = R"(usage: redi_train [options]
@@ -72,13 +68,7 @@ CliOptions parse(const Args& a) {
   c.model.input_size = input;
   c.model.image_channels = c.dataset == "fashion-mnist" ? 1 : (c.dataset == "cifar10" ? 3 : c.channels);
   c.model.num_classes = 1000;  // set from the data set in main
-  c.model.depth = int(a.integer("depth", c.model.depth, 1, 256));
-  c.model.width = int(a.integer("width", c.model.width, 4, 16384));
-  c.model.heads = int(a.integer("heads", c.model.heads, 1, 256));
-  c.model.patch = int(a.integer("patch", c.model.patch, 1, 8));
-  c.model.feature_channels = int(a.integer("r", 8, 0, 1024));
-  c.model.learn_sigma = a.flag("learn-sigma");
-  if (c.model.learn_sigma && c.backbone != "dit") throw UsageError("--learn-sigma: only the dit backbone learns sigma");
+  redi_examples::parse_geometry_flags(a, c, 1024);
   if (c.fusion == "separate" && c.model.feature_channels == 0)
     throw UsageError("--fusion separate needs --r > 0 (r = 0 is the plain model: use merged)");
   try {
@@ -107,16 +97,7 @@ CliOptions parse(const Args& a) {
   c.resume = a.str("resume");
   if (a.has("resume") && c.resume.empty()) throw UsageError("--resume: needs auto or a checkpoint path");
   c.max_minutes = a.real("max-minutes", 0.0, 0.0, 1e9);
-  const bool flow = c.backbone == "sit";
-  c.sampler = flow ? a.choice("sampler", "sde", {"sde", "euler", "heun"}) : a.choice("sampler", "ddpm", {"ddpm", "ddim"});
-  const int def_steps = c.sampler == "sde" || c.sampler == "ddpm" ? 250 : 50;
-  c.sample_steps = int(a.integer("sample-steps", def_steps, c.sampler == "sde" ? 2 : 1, 1000));
-  c.guidance = a.choice("guidance", "cfg", {"none", "cfg", "cfg-joint", "rg", "cfg+rg"});
-  if ((c.guidance == "rg" || c.guidance == "cfg+rg") && c.model.feature_channels == 0)
-    throw UsageError("--guidance " + c.guidance + ": representation guidance needs --r > 0");
-  c.cfg_scale = a.real("cfg", 1.5, 0.0, 1000.0);
-  c.rg_scale = a.real("rg", 1.5, 0.0, 1000.0);
-  c.num_samples = int(a.integer("num-samples", 0, 0, 100'000'000));
+  redi_examples::parse_sampling_flags(a, c, 1, 1.5, 1.5);
   c.grid = int(a.integer("grid", 64, 0, 10000));
   return c;
 }
@@ -124,9 +105,7 @@ CliOptions parse(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::cout.setf(std::ios::unitbuf);
-  CliOptions c;
-  try {
+  return redi_examples::cli_main("redi_train", [&] {
     const Args a(argc, argv,
                  {"dataset", "data-dir", "image-size", "channels", "r", "features", "encoder-steps", "backbone",
                   "fusion", "size", "depth", "width", "heads", "patch", "batch", "steps", "lr", "warmup",
@@ -138,20 +117,10 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    c = parse(a);
-#if defined(_OPENMP)
-    if (a.has("threads")) omp_set_num_threads(int(a.integer("threads", 1, 1, 4096)));
-#endif
-  } catch (const UsageError& e) {
-    std::cerr << "redi_train: " << e.what() << "\n(see redi_train --help)\n";
-    return 2;
-  }
-  try {
+    CliOptions c = parse(a);
+    redi_examples::apply_threads_flag(a);
     redi::train::TrainSet data = redi_examples::prepare_data(c);
     c.model.num_classes = data.num_classes;
     return c.backbone == "sit" ? redi_examples::run_sit(c, data) : redi_examples::run_dit(c, data);
-  } catch (const std::exception& e) {
-    std::cerr << "redi_train: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -15,10 +15,6 @@
 #include "redi/io/npz.hpp"
 #include "redi/io/safetensors.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace fs = std::filesystem;
 using redi_examples::Args;
 using redi_examples::CliOptions;
@@ -146,11 +142,7 @@ redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, cons
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::cout.setf(std::ios::unitbuf);
-  CliOptions c;
-  fs::path data, pca;
-  double scale = 1.0;
-  try {
+  return redi_examples::cli_main("redi_train_imagenet", [&] {
     const Args a(argc, argv,
                  {"data", "pca", "latent-scale", "backbone", "fusion", "size", "depth", "width", "heads", "patch", "r",
                   "lambda-z", "p-drop", "batch", "steps", "lr", "ema", "seed", "out", "log-every", "ckpt-every",
@@ -162,9 +154,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (!a.has("data")) throw UsageError("--data DIR is required (the pre-extracted shards; see --help)");
-    data = a.str("data");
-    pca = a.str("pca", "/work/shared/data/dinov2_vitb14_reg_pca.safetensors");
-    scale = a.real("latent-scale", 1.0, 1e-6, 1e6);
+    const fs::path data = a.str("data");
+    const fs::path pca = a.str("pca", "/work/shared/data/dinov2_vitb14_reg_pca.safetensors");
+    const double scale = a.real("latent-scale", 1.0, 1e-6, 1e6);
+    CliOptions c;
     c.dataset = "imagenet-latents";
     c.backbone = a.choice("backbone", "sit", {"sit", "dit"});
     c.fusion = a.choice("fusion", "merged", {"merged", "separate"});
@@ -176,13 +169,7 @@ int main(int argc, char** argv) {
     c.model.input_size = 32;
     c.model.image_channels = 4;
     c.model.num_classes = 1000;
-    c.model.depth = int(a.integer("depth", c.model.depth, 1, 256));
-    c.model.width = int(a.integer("width", c.model.width, 4, 16384));
-    c.model.heads = int(a.integer("heads", c.model.heads, 1, 256));
-    c.model.patch = int(a.integer("patch", c.model.patch, 1, 8));
-    c.model.feature_channels = int(a.integer("r", 8, 0, 768));
-    c.model.learn_sigma = a.flag("learn-sigma");
-    if (c.model.learn_sigma && c.backbone != "dit") throw UsageError("--learn-sigma: only the dit backbone learns sigma");
+    redi_examples::parse_geometry_flags(a, c, 768);
     if (c.fusion == "separate" && c.model.feature_channels == 0) throw UsageError("--fusion separate needs --r > 0");
     c.pc_norm = a.flag("pc-norm");
     c.lambda_z = a.real("lambda-z", 1.0, 0.0, 1e6);
@@ -198,23 +185,9 @@ int main(int argc, char** argv) {
     c.sample_every = -1;
     c.resume = a.str("resume");
     c.max_minutes = a.real("max-minutes", 0.0, 0.0, 1e9);
-    const bool flow = c.backbone == "sit";
-    c.sampler = flow ? a.choice("sampler", "sde", {"sde", "euler", "heun"}) : a.choice("sampler", "ddpm", {"ddpm", "ddim"});
-    c.sample_steps = int(a.integer("sample-steps", c.sampler == "sde" || c.sampler == "ddpm" ? 250 : 50, 2, 1000));
-    c.guidance = a.choice("guidance", "cfg", {"none", "cfg", "cfg-joint", "rg", "cfg+rg"});
-    if ((c.guidance == "rg" || c.guidance == "cfg+rg") && c.model.feature_channels == 0)
-      throw UsageError("--guidance " + c.guidance + ": representation guidance needs --r > 0");
-    c.cfg_scale = a.real("cfg", 2.4, 0.0, 1000.0);
-    c.rg_scale = a.real("rg", 1.1, 0.0, 1000.0);
-    c.num_samples = int(a.integer("num-samples", 0, 0, 100'000'000));
-#if defined(_OPENMP)
-    if (a.has("threads")) omp_set_num_threads(int(a.integer("threads", 1, 1, 4096)));
-#endif
-  } catch (const UsageError& e) {
-    std::cerr << "redi_train_imagenet: " << e.what() << "\n(see redi_train_imagenet --help)\n";
-    return 2;
-  }
-  try {
+    redi_examples::parse_sampling_flags(a, c, 2, 2.4, 1.1);
+    redi_examples::apply_threads_flag(a);
+
     redi::train::TrainSet t = load_shards(data, c, pca, scale);
     if (c.pc_norm && c.model.feature_channels > 0) {
       redi::data::PcStats st(c.model.feature_channels);
@@ -222,8 +195,5 @@ int main(int argc, char** argv) {
       st.finish().apply(t.z.data(), t.n, 256);
     }
     return c.backbone == "sit" ? redi_examples::run_sit(c, t) : redi_examples::run_dit(c, t);
-  } catch (const std::exception& e) {
-    std::cerr << "redi_train_imagenet: error: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

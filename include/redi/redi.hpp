@@ -12,6 +12,7 @@
 #include "redi/core/error.hpp"
 #include "redi/core/macros.hpp"
 #include "redi/core/philox.hpp"
+#include "redi/core/precision.hpp"
 #include "redi/core/tensor.hpp"
 #include "redi/core/workspace.hpp"
 

@@ -1,15 +1,24 @@
-// redi/redi_model.hpp — the user-facing type redi::ReDi<Backbone, Fusion, Objective, T, Dev>:
+// redi/redi_model.hpp — the user-facing type redi::ReDi<Backbone, Fusion, Objective, P, Dev>:
 // the transformer, its joint loss, AdamW with EMA weights, and the samplers, chosen at compile
 // time. e.g.  redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> model(cfg);
 //             auto stats = model.train_step(x0, z0, labels, B, step);
 //             model.sample<redi::SdeEulerMaruyama, redi::CFG<redi::VaeOnly>>(out, req, {}, {4.0});
+// P is the precision: float or double on the CPU; float (= redi::FP32) or redi::BF16Mixed on
+// redi::Cuda (include redi/cuda/ops/ops.cuh first, compile with nvcc), e.g.
+//   auto ctx = redi::Cuda::create();
+//   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, redi::BF16Mixed, redi::Cuda> m(opt, ctx);
+// The API is the same on every device: train_step and sample take HOST pointers of
+// value_type (the master type: float); on a device the network runs there and the joint loss
+// and sampler step math run on the host through redi::DeviceBridge (nn/device_bridge.hpp).
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "redi/diffusion/diffusion.hpp"
+#include "redi/core/precision.hpp"
 #include "redi/nn/backbone.hpp"
+#include "redi/nn/device_bridge.hpp"
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/transformer.hpp"
 #include "redi/ops/ops.hpp"
@@ -25,7 +34,7 @@ struct TrainConfig {
   std::uint64_t seed = 0;        // noise / dropout stream of the run
 };
 
-template <Backbone BB, Fusion F, class Objective, class T = float, Device Dev = Cpu>
+template <Backbone BB, Fusion F, class Objective, class Prec = float, Device Dev = Cpu>
 class ReDi {
   static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Objective, DDPM>),
                 "redi::ReDi<SiT, ..., DDPM>: SiT is the flow-matching backbone (t in [0,1]). Use "
@@ -36,15 +45,19 @@ class ReDi {
                 "redi::ReDi<redi::DiT, F, redi::DDPM>, or redi::SiT for flow matching.");
   static_assert(std::is_same_v<Objective, DDPM> || std::is_same_v<Objective, FlowMatching>,
                 "redi::ReDi<B, F, Objective>: Objective must be redi::DDPM or redi::FlowMatching.");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "redi::ReDi<..., T>: the CPU computes in float or double.");
+  using precision = precision_t<Prec>;
+  static_assert(!(Dev::is_host && precision::has_compute_copy),
+                "redi::ReDi<..., BF16Mixed, Cpu>: bf16 mixed precision is a GPU policy. On the CPU "
+                "use float or double; for BF16Mixed pass redi::Cuda as the device.");
+  using T = typename precision::master_t;  // the host-side type (loss, samplers, I/O)
 
 public:
   using backbone = BB;
   using fusion = F;
   using objective = Objective;
   using value_type = T;
-  using network_type = Transformer<T, F, Dev>;
+  using device_type = Dev;
+  using network_type = Transformer<Prec, F, Dev>;
   using loss_type = JointLoss<Objective, T>;
 
   struct Options {
@@ -67,8 +80,9 @@ public:
   loss_type& loss() { return loss_; }
   const Options& options() const { return opt_; }
   std::int64_t step() const { return step_; }
-  Tensor<T, Dev>& adam_m() { return m_; }
-  Tensor<T, Dev>& adam_v() { return v_; }
+  Tensor<typename precision::moment_t, Dev>& adam_m() { return m_; }
+  Tensor<typename precision::moment_t, Dev>& adam_v() { return v_; }
+  const Dev& context() const { return ctx_; }
   void set_step(std::int64_t s) { step_ = s; }
 
   struct StepStats {
@@ -82,7 +96,6 @@ public:
   StepStats train_step(const T* x0, const T* z0, const int* labels, int B,
                        std::uint64_t first_index = 0) {
     StepStats st;
-    net_.zero_grad();
     typename loss_type::Batch b;
     b.x0 = x0;
     b.z0 = z0;
@@ -91,17 +104,26 @@ public:
     b.seed = opt_.train.seed;
     b.step = std::uint64_t(step_);
     b.first_index = first_index;
-    st.loss = loss_(net_, b, /*backward=*/true);
+    st.loss = backprop(b);
     return finish_step(st);
+  }
+
+  /// The gradient half of a step: zero the gradients, then the joint loss forward and backward
+  /// on batch b (host pointers; on a device through the DeviceBridge). No optimiser update.
+  typename loss_type::Stats backprop(const typename loss_type::Batch& b) {
+    net_.zero_grad();
+    if constexpr (Dev::is_host) return loss_(net_, b, /*backward=*/true);
+    else return loss_(bridge_.bind(net_), b, /*backward=*/true);
   }
 
   /// The optimiser half of a step, for callers that computed gradients themselves.
   StepStats finish_step(StepStats st) {
     const std::int64_t n = net_.num_params();
-    T* g = net_.grads().data();
+    using G = typename precision::grad_t;
+    G* g = net_.grads().data();
     st.grad_norm = std::sqrt(ops::sum_squares(ctx_, g, n));
     if (opt_.train.grad_clip > 0 && st.grad_norm > opt_.train.grad_clip)
-      ops::scale_inplace(ctx_, g, n, T(opt_.train.grad_clip / (st.grad_norm + 1e-6)));
+      ops::scale_inplace(ctx_, g, n, G(opt_.train.grad_clip / (st.grad_norm + 1e-6)));
     ++step_;
     ops::AdamWConfig a = opt_.train.adamw;
     if (opt_.train.warmup_steps > 0 && step_ < opt_.train.warmup_steps)
@@ -119,7 +141,9 @@ public:
               const GuidanceOptions& go = {}, bool use_ema = true) {
     check_sampling_policies<Objective, S, G>();
     Sampler<S, G, T> sampler(so, go);
-    sampler.run(use_ema ? ema_ : net_, out, req);
+    network_type& n = use_ema ? ema_ : net_;
+    if constexpr (Dev::is_host) sampler.run(n, out, req);
+    else sampler.run(bridge_.bind(n), out, req);
   }
 
 private:
@@ -134,9 +158,10 @@ private:
 
   Options opt_;
   network_type net_, ema_;
-  Tensor<T, Dev> m_, v_;
+  Tensor<typename precision::moment_t, Dev> m_, v_;
   loss_type loss_;
   Dev ctx_;
+  DeviceBridge<network_type> bridge_;  // host <-> device staging (devices only)
   std::int64_t step_ = 0;
 };
 

@@ -11,7 +11,8 @@
 # from nvidia-smi's compute capability, else 90), JOBS (default nproc), OUT (a folder to copy
 # logs and benchmark JSON into, e.g. $OUT on the device machine), BENCH=0 skips all benchmarks,
 # OPS_BENCH=0 skips bench_cuda_ops only, TORCH=0 skips the PyTorch reference, STEPS (timed
-# training steps, default 10), BUILD_ONLY=1 stops after the build, TARGETS (what to build,
+# training steps, default 5), PRECISION (bench_cuda_train_step --precision: bf16|fp32|both,
+# default both), BUILD_ONLY=1 stops after the build, TARGETS (what to build,
 # default redi_cuda_all), EXTRA_TARGETS (more targets), EXTRA_RUN (a command line run last).
 # Every executable named test_cuda_* under the build dir is run as a gtest binary; the lead's
 # targets join the build by depending from the custom target `redi_cuda_all`.
@@ -20,7 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${BUILD:-$ROOT/build-device}"
 JOBS="${JOBS:-$(nproc)}"
 OUTDIR="${OUT:-}"
-STEPS="${STEPS:-10}"
+STEPS="${STEPS:-5}"
+PRECISION="${PRECISION:-both}"
 T0=$(date +%s)
 export PATH="/usr/local/cuda/bin:$PATH"
 
@@ -105,9 +107,10 @@ if [[ "${BENCH:-1}" != "0" ]]; then
   fi
   STEP_EXE="$BUILD/tests/cuda/bench_cuda_train_step"
   if [[ -x "$STEP_EXE" ]]; then
-    say "bench_cuda_train_step (SiT-XL/2 ReDi, fp32/TF32)"
+    say "bench_cuda_train_step (SiT-XL/2 ReDi, $PRECISION)"
     t1=$(date +%s)
-    timeout 300 "$STEP_EXE" --steps "$STEPS" --json "$BUILD/bench_cuda_train_step.json" 2>&1 \
+    timeout 360 "$STEP_EXE" --steps "$STEPS" --precision "$PRECISION" \
+      --json "$BUILD/bench_cuda_train_step.json" 2>&1 \
       | tee "$STEP_LOG"
     SUMMARY+=("$(printf '%-26s rc=%-3s (bench_cuda_train_step.json) %19ss' \
                   bench_cuda_train_step "${PIPESTATUS[0]}" "$(( $(date +%s) - t1 ))")")
@@ -117,7 +120,9 @@ if [[ "${BENCH:-1}" != "0" ]]; then
     if [[ -z "$PY" ]] && "$cand" -c "import torch" 2>/dev/null; then PY="$cand"; fi
   done
   if [[ "${TORCH:-1}" != "0" && -n "$PY" ]]; then
-    B=$(result train_step "$STEP_LOG" batch); B="${B%%.*}"
+    B=$(result train_step_bf16 "$STEP_LOG" bf16_batch)
+    [[ -z "$B" ]] && B=$(result train_step_fp32 "$STEP_LOG" fp32_batch)
+    B="${B%%.*}"
     say "PyTorch reference step (batch ${B:-64})"
     t1=$(date +%s)
     timeout 300 "$PY" "$ROOT/tests/cuda/pytorch_reference_step.py" --batch "${B:-64}" \
@@ -139,28 +144,33 @@ fi
 say "summary"
 printf '%s\n' "${SUMMARY[@]}"
 if [[ "${BENCH:-1}" != "0" ]]; then
-  r_ips=$(result train_step "$STEP_LOG" train_images_per_s)
-  r_smp=$(result sample_cfg "$STEP_LOG" sample_images_x_steps_per_s)
   p_bf=$(result pytorch_train_bf16 "$TORCH_LOG" images_per_s)
   p_tf=$(result pytorch_train_tf32 "$TORCH_LOG" images_per_s)
   ps_bf=$(result pytorch_sample_bf16 "$TORCH_LOG" images_x_steps_per_s)
   ps_tf=$(result pytorch_sample_tf32 "$TORCH_LOG" images_x_steps_per_s)
   echo
-  printf '%-44s %s\n' "metric (SiT-XL/2 ReDi, 32x32, 4+8 ch)" "value"
-  printf '%-44s %s\n' "GEMM 8192^3 bf16 / TF32 (TFLOP/s)" \
+  printf '%-48s %s\n' "metric (SiT-XL/2 ReDi, 32x32, 4+8 ch)" "value"
+  printf '%-48s %s\n' "GEMM 8192^3 bf16 / TF32 (TFLOP/s)" \
     "$(result gemm "$STEP_LOG" gemm_bf16_8192_tflops) / $(result gemm "$STEP_LOG" gemm_tf32_8192_tflops)"
-  printf '%-44s %s\n' "redi train batch / step ms" \
-    "$(result train_step "$STEP_LOG" batch) / $(result train_step "$STEP_LOG" step_ms)"
-  printf '%-44s %s\n' "redi train images/s (fp32 + TF32)" "${r_ips:-n/a}"
-  printf '%-44s %s\n' "redi train TFLOP/s / MFU vs bf16 GEMM" \
-    "$(result train_step "$STEP_LOG" train_tflops) / $(result train_step "$STEP_LOG" mfu_vs_bf16_gemm)"
-  printf '%-44s %s\n' "redi sampling images*steps/s (256 img, CFG)" "${r_smp:-n/a}"
-  printf '%-44s %s\n' "PyTorch train images/s bf16 / TF32" "${p_bf:-n/a} / ${p_tf:-n/a}"
-  printf '%-44s %s\n' "PyTorch sampling images*steps/s bf16 / TF32" "${ps_bf:-n/a} / ${ps_tf:-n/a}"
-  printf '%-44s %s\n' "ratio redi/PyTorch train (vs bf16 / vs TF32)" \
-    "$(ratio "$r_ips" "$p_bf") / $(ratio "$r_ips" "$p_tf")"
-  printf '%-44s %s\n' "ratio redi/PyTorch sampling (bf16 / TF32)" \
-    "$(ratio "$r_smp" "$ps_bf") / $(ratio "$r_smp" "$ps_tf")"
+  for pr in bf16 fp32; do
+    tl="train_step_$pr"
+    r_ips=$(result "$tl" "$STEP_LOG" "${pr}_train_images_per_s")
+    r_smp=$(result "sample_cfg_$pr" "$STEP_LOG" "${pr}_sample_images_x_nfe_per_s")
+    [[ -z "$r_ips" && -z "$r_smp" ]] && continue
+    if [[ $pr == bf16 ]]; then p_ips="$p_bf"; p_smp="$ps_bf"; else p_ips="$p_tf"; p_smp="$ps_tf"; fi
+    printf '%-48s %s\n' "redi $pr: batch / step ms / attention" \
+      "$(result "$tl" "$STEP_LOG" "${pr}_batch") / $(result "$tl" "$STEP_LOG" "${pr}_step_ms") / $(result "$tl" "$STEP_LOG" "${pr}_flash_attention")"
+    printf '%-48s %s\n' "redi $pr: train images/s" "${r_ips:-n/a}"
+    printf '%-48s %s\n' "redi $pr: train TFLOP/s / MFU vs bf16 GEMM" \
+      "$(result "$tl" "$STEP_LOG" "${pr}_train_tflops") / $(result "$tl" "$STEP_LOG" "${pr}_mfu_vs_bf16_gemm")"
+    printf '%-48s %s\n' "redi $pr: step / device fwd+bwd alone" \
+      "$(result "device_fwd_bwd_$pr" "$STEP_LOG" "${pr}_step_over_fwd_bwd")"
+    printf '%-48s %s\n' "redi $pr: sampling images*NFE/s (256 img, CFG)" "${r_smp:-n/a}"
+    printf '%-48s %s\n' "PyTorch ($pr autocast / TF32): train images/s" "${p_ips:-n/a}"
+    printf '%-48s %s\n' "PyTorch: sampling images*steps/s" "${p_smp:-n/a}"
+    printf '%-48s %s\n' "ratio redi/PyTorch $pr: train / sampling" \
+      "$(ratio "$r_ips" "$p_ips") / $(ratio "$r_smp" "$p_smp")"
+  done
 fi
 if [[ -n "$OUTDIR" ]]; then
   mkdir -p "$OUTDIR"

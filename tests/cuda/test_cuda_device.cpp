@@ -9,6 +9,7 @@
 #include "redi/core/workspace.hpp"
 #include "redi/cuda/check.hpp"
 #include "redi/cuda/cudnn.hpp"
+#include "redi/cuda/cudnn_graph.hpp"
 #include "redi/cuda/device.hpp"
 #include "redi/cuda/precision.hpp"
 
@@ -32,6 +33,25 @@ TEST(CudaCheck, ThrowsWithExpressionAndStatus) {
     EXPECT_NE(std::string(e.what()).find("CUBLAS_STATUS_NOT_SUPPORTED"), std::string::npos);
   }
   EXPECT_NO_THROW(REDI_CUDA_CHECK(cudaSuccess));
+}
+
+// The cuDNN backend-graph helpers (cudnn_graph.hpp, used by the fused SDPA) compile under g++
+// and name the call, the attribute and cuDNN's status when a call fails. No device needed.
+TEST(CudaCheck, CudnnGraphErrorsNameTheCallAndAttribute) {
+  namespace cg = redi::cuda_detail::cudnn_graph;
+  try {
+    cg::check(CUDNN_STATUS_NOT_SUPPORTED, "cudnnBackendFinalize", "tensor 'Q'");
+    FAIL() << "no throw";
+  } catch (const redi::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cudnnBackendFinalize"), std::string::npos) << m;
+    EXPECT_NE(m.find("tensor 'Q'"), std::string::npos) << m;
+    EXPECT_NE(m.find("CUDNN_STATUS_NOT_SUPPORTED"), std::string::npos) << m;
+  }
+  EXPECT_NO_THROW(cg::check(CUDNN_STATUS_SUCCESS, "x", "y"));
+  cg::Desc none;  // empty descriptors are fine to move and destroy
+  cg::Desc moved = std::move(none);
+  EXPECT_EQ(moved.get(), nullptr);
 }
 
 TEST(CudaDevice, TagWithoutContextThrows) {
@@ -75,6 +95,9 @@ TEST(CudaDevice, TensorRoundTripAndWorkspace) {
   ctx.set_tf32(true);
   auto copy = ctx;
   EXPECT_TRUE(copy.tf32());  // settings are shared by copies
+  EXPECT_TRUE(copy.cudnn_sdpa());
+  ctx.set_cudnn_sdpa(false);
+  EXPECT_FALSE(copy.cudnn_sdpa());
   ctx.synchronize();
 }
 

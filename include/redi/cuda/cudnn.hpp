@@ -1,6 +1,7 @@
 // redi/cuda/cudnn.hpp — the context's cuDNN handle (created on first use, bound to the
-// context's stream). Host-only C++; link cuDNN (RediCUDNN::cudnn). No redi op uses cuDNN yet:
-// the fused SDPA (flash attention) path is not implemented — see docs/cuda.md.
+// context's stream). Host-only C++; link cuDNN (RediCUDNN::cudnn). Used by the fused SDPA
+// (flash attention) of redi/cuda/ops/attention_cudnn.cuh, built on the backend-graph helpers of
+// redi/cuda/cudnn_graph.hpp — compiled, not yet run on a GPU (see docs/cuda.md).
 #pragma once
 #include <cudnn.h>
 

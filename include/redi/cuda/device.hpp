@@ -9,7 +9,7 @@
 //    (cuBLASLt, cuBLAS, cuDNN; the op headers create them on first use, so this header needs
 //    no library but cudart), the cuBLASLt workspace, a grow-only scratch buffer for CUB
 //    reductions, pinned host memory for scalar results, and a plan cache (cuBLASLt matmul
-//    plans) keyed by shape.
+//    plans, cuDNN fused-SDPA graphs) keyed by shape.
 // Make one with `auto ctx = redi::Cuda::create(0);`. Copies share the state. A context is used
 // by one host thread at a time (the caches are not locked). A default-constructed Cuda is a
 // tag only; passing it to an op throws.
@@ -60,6 +60,7 @@ struct CudaState {
   cudaStream_t stream = nullptr;
   bool own_stream = false;
   bool tf32 = false;
+  bool cudnn_sdpa = true;  // allow the cuDNN fused SDPA (ops/attention_cudnn.cuh)
   // Library handles, created on first use by the op headers (type-erased with their deleters).
   std::shared_ptr<void> cublaslt, cublas, cudnn;
   void* lt_workspace = nullptr;
@@ -67,7 +68,9 @@ struct CudaState {
   void* scratch = nullptr;  // grow-only, stream-ordered reuse (CUB temp storage, ...)
   std::size_t scratch_bytes = 0;
   double* host_result = nullptr;  // pinned, 8 doubles
-  std::unordered_map<std::string, std::shared_ptr<void>> plans;  // cuBLASLt matmul plans
+  // Cached plans keyed by shape: cuBLASLt matmul plans ("lt:..." keys, ops/gemm.cuh) and the
+  // cuDNN fused-SDPA graphs ("cudnn_sdpa:..." keys, ops/attention_cudnn.cuh).
+  std::unordered_map<std::string, std::shared_ptr<void>> plans;
 
   CudaState() = default;
   CudaState(const CudaState&) = delete;
@@ -164,6 +167,11 @@ public:
   bool tf32() const { return state().tf32; }
   /// Settings live in the shared state: every copy of this context sees them.
   void set_tf32(bool on) const { state().tf32 = on; }
+  /// Whether ops::flash_attention_supported may answer true (the cuDNN fused SDPA path; default
+  /// on). Off makes it answer false, so a benchmark can A/B cuDNN against the fallback in one
+  /// process. The environment variable REDI_CUDNN_SDPA=0 also forces it off.
+  bool cudnn_sdpa() const { return state().cudnn_sdpa; }
+  void set_cudnn_sdpa(bool on) const { state().cudnn_sdpa = on; }
   /// Make this context's device current on the calling thread.
   void activate() const { REDI_CUDA_CHECK(cudaSetDevice(state().device)); }
   void synchronize() const { REDI_CUDA_CHECK(cudaStreamSynchronize(state().stream)); }

@@ -162,9 +162,23 @@ inline std::vector<std::uint8_t> center_crop_adm(const std::uint8_t* in, int h, 
 // PyTorch-semantics float resizing of planes (channels-first), align_corners = False.
 
 namespace detail {
+/// A 2-tap (linear) filter position: l0 x[i0] + l1 x[i1].
 struct LinTap {
   int i0, i1;
   float l0, l1;
+  /// The filtered value of p[i * stride].
+  float apply(const float* p, std::size_t stride) const {
+    return l0 * p[std::size_t(i0) * stride] + l1 * p[std::size_t(i1) * stride];
+  }
+};
+/// A 4-tap (cubic) filter position: sum_k w[k] x[idx[k]].
+struct CubicTap {
+  int idx[4];
+  float w[4];
+  float apply(const float* p, std::size_t stride) const {
+    return w[0] * p[std::size_t(idx[0]) * stride] + w[1] * p[std::size_t(idx[1]) * stride] +
+           w[2] * p[std::size_t(idx[2]) * stride] + w[3] * p[std::size_t(idx[3]) * stride];
+  }
 };
 inline std::vector<LinTap> linear_taps(int in, int out) {
   std::vector<LinTap> t(static_cast<std::size_t>(out));
@@ -189,6 +203,39 @@ inline void cubic_weights(float t, float w[4]) {
   w[2] = near(1.f - t);
   w[3] = far(2.f - t);
 }
+inline std::vector<CubicTap> cubic_taps(int in_size, int out_size) {
+  std::vector<CubicTap> t(static_cast<std::size_t>(out_size));
+  const float scale = float(in_size) / float(out_size);
+  for (int d = 0; d < out_size; ++d) {
+    const float src = scale * (float(d) + 0.5f) - 0.5f;  // no clamping for cubic
+    const float fl = std::floor(src);
+    const int i = int(fl);
+    cubic_weights(src - fl, t[std::size_t(d)].w);
+    for (int k = 0; k < 4; ++k) t[std::size_t(d)].idx[k] = std::clamp(i - 1 + k, 0, in_size - 1);
+  }
+  return t;
+}
+
+/// Separable resize of `planes` planes of h x w floats to oh x ow: each row with the taps tx
+/// (one per output column), then each column with ty (one per output row).
+template <class Tap>
+inline void separable_resize(const float* in, int planes, int h, int w, float* out, int oh, int ow,
+                             const std::vector<Tap>& ty, const std::vector<Tap>& tx) {
+  std::vector<float> rows(std::size_t(h) * std::size_t(ow));
+  for (int p = 0; p < planes; ++p) {
+    const float* src = in + std::size_t(p) * std::size_t(h) * std::size_t(w);
+    float* dst = out + std::size_t(p) * std::size_t(oh) * std::size_t(ow);
+    for (int y = 0; y < h; ++y) {
+      const float* r = src + std::size_t(y) * std::size_t(w);
+      for (int x = 0; x < ow; ++x) rows[std::size_t(y) * std::size_t(ow) + std::size_t(x)] = tx[std::size_t(x)].apply(r, 1);
+    }
+    for (int y = 0; y < oh; ++y) {
+      const Tap& t = ty[std::size_t(y)];
+      for (int x = 0; x < ow; ++x)
+        dst[std::size_t(y) * std::size_t(ow) + std::size_t(x)] = t.apply(rows.data() + x, std::size_t(ow));
+    }
+  }
+}
 }  // namespace detail
 
 /// Bilinear resize of `planes` planes of h x w floats to oh x ow (torch, align_corners=False).
@@ -196,24 +243,7 @@ inline void cubic_weights(float t, float w[4]) {
 inline void resize_bilinear(const float* in, int planes, int h, int w, float* out, int oh, int ow) {
   REDI_CHECK(h > 0 && w > 0 && oh > 0 && ow > 0 && planes >= 0, "resize_bilinear: bad sizes ", h, "x", w,
              " -> ", oh, "x", ow);
-  const auto ty = detail::linear_taps(h, oh), tx = detail::linear_taps(w, ow);
-  std::vector<float> rows(std::size_t(h) * std::size_t(ow));
-  for (int p = 0; p < planes; ++p) {
-    const float* src = in + std::size_t(p) * std::size_t(h) * std::size_t(w);
-    float* dst = out + std::size_t(p) * std::size_t(oh) * std::size_t(ow);
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < ow; ++x) {
-        const auto& t = tx[std::size_t(x)];
-        const float* r = src + std::size_t(y) * std::size_t(w);
-        rows[std::size_t(y) * std::size_t(ow) + std::size_t(x)] = t.l0 * r[t.i0] + t.l1 * r[t.i1];
-      }
-    for (int y = 0; y < oh; ++y) {
-      const auto& t = ty[std::size_t(y)];
-      const float* r0 = rows.data() + std::size_t(t.i0) * std::size_t(ow);
-      const float* r1 = rows.data() + std::size_t(t.i1) * std::size_t(ow);
-      for (int x = 0; x < ow; ++x) dst[std::size_t(y) * std::size_t(ow) + std::size_t(x)] = t.l0 * r0[x] + t.l1 * r1[x];
-    }
-  }
+  detail::separable_resize(in, planes, h, w, out, oh, ow, detail::linear_taps(h, oh), detail::linear_taps(w, ow));
 }
 
 /// Bicubic resize (torch mode='bicubic', a = -0.75, align_corners=False, no antialias) of
@@ -222,43 +252,7 @@ inline void resize_bilinear(const float* in, int planes, int h, int w, float* ou
 inline void resize_bicubic(const float* in, int planes, int h, int w, float* out, int oh, int ow) {
   REDI_CHECK(h > 0 && w > 0 && oh > 0 && ow > 0 && planes >= 0, "resize_bicubic: bad sizes ", h, "x", w,
              " -> ", oh, "x", ow);
-  struct Tap {
-    int idx[4];
-    float w[4];
-  };
-  auto taps = [](int in_size, int out_size) {
-    std::vector<Tap> t(static_cast<std::size_t>(out_size));
-    const float scale = float(in_size) / float(out_size);
-    for (int d = 0; d < out_size; ++d) {
-      const float src = scale * (float(d) + 0.5f) - 0.5f;  // no clamping for cubic
-      const float fl = std::floor(src);
-      const int i = int(fl);
-      detail::cubic_weights(src - fl, t[std::size_t(d)].w);
-      for (int k = 0; k < 4; ++k) t[std::size_t(d)].idx[k] = std::clamp(i - 1 + k, 0, in_size - 1);
-    }
-    return t;
-  };
-  const auto ty = taps(h, oh), tx = taps(w, ow);
-  std::vector<float> rows(std::size_t(h) * std::size_t(ow));
-  for (int p = 0; p < planes; ++p) {
-    const float* src = in + std::size_t(p) * std::size_t(h) * std::size_t(w);
-    float* dst = out + std::size_t(p) * std::size_t(oh) * std::size_t(ow);
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < ow; ++x) {
-        const Tap& t = tx[std::size_t(x)];
-        const float* r = src + std::size_t(y) * std::size_t(w);
-        rows[std::size_t(y) * std::size_t(ow) + std::size_t(x)] =
-            t.w[0] * r[t.idx[0]] + t.w[1] * r[t.idx[1]] + t.w[2] * r[t.idx[2]] + t.w[3] * r[t.idx[3]];
-      }
-    for (int y = 0; y < oh; ++y) {
-      const Tap& t = ty[std::size_t(y)];
-      for (int x = 0; x < ow; ++x) {
-        float s = 0.f;
-        for (int k = 0; k < 4; ++k) s += t.w[k] * rows[std::size_t(t.idx[k]) * std::size_t(ow) + std::size_t(x)];
-        dst[std::size_t(y) * std::size_t(ow) + std::size_t(x)] = s;
-      }
-    }
-  }
+  detail::separable_resize(in, planes, h, w, out, oh, ow, detail::cubic_taps(h, oh), detail::cubic_taps(w, ow));
 }
 
 }  // namespace redi::data

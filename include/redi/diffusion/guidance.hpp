@@ -144,7 +144,7 @@ void guided_prediction(N& net, const GuidanceOptions& g, const typename N::value
     }
   }
   ws.last_batch = nb * B;
-  net.forward(ws.in.data(), ws.time.data(), ws.labels.data(), nb * B, ws.out.data());
+  diffusion::evaluate(net, ws.in.data(), ws.time.data(), ws.labels.data(), nb * B, ws.out.data());
   const T* oc = ws.out.data();
   if (!active) {
     for (long long e = 0; e < (long long)B * nout; ++e) pred[e] = oc[e];

@@ -154,8 +154,6 @@ private:
         tidx_[i] = 0;
         time_[i] = T(u);
       }
-      philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
-                          rng::stream(rng::TrainNoise, id));
     }
     // noisy input and targets (per element, parallel over the batch)
     const T* x0 = b.x0;
@@ -166,6 +164,9 @@ private:
 #pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
 #endif
     for (int i = 0; i < B; ++i) {
+      // the noise of sample i depends only on (key, its global index): filled in parallel
+      philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
+                          rng::stream(rng::TrainNoise, index_of(b, i)));
       const T* nz = noise_.data() + i * nin;
       T* in = input_.data() + i * nin;
       T* tg = target_.data() + i * nin;

@@ -75,6 +75,15 @@ Layout layout_of(N& net) {
   return L;
 }
 
+/// Inference evaluation for samplers: net.infer(...) where the network has one (it keeps no
+/// activations for a backward pass, so big sampling batches fit), else net.forward(...).
+template <Network N>
+void evaluate(N& net, const typename N::value_type* x, const typename N::value_type* t,
+              const int* y, int B, typename N::value_type* out) {
+  if constexpr (requires { net.infer(x, t, y, B, out); }) net.infer(x, t, y, B, out);
+  else net.forward(x, t, y, B, out);
+}
+
 /// Compile-time "learns sigma" trait: a network type may expose
 /// `static constexpr bool learns_sigma`; types that do not are checked at run time only.
 template <class N>

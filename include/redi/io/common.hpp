@@ -242,6 +242,38 @@ inline void check_read(const std::string& label, std::string_view name, const Te
               shape_str(ti.shape), "), destination holds ", n);
 }
 
+/// The read overloads SafeTensorsFile and TorchCheckpoint share (CRTP), built on the derived
+/// class's label(), info(name) and read_into<T>(name, out, const Shape* expected). A derived
+/// class that defines its own read_into must say `using TensorReads<Derived>::read_into;`.
+template <class Derived>
+class TensorReads {
+public:
+  /// Reads tensor `name` into `out`, which must hold a tensor of shape `expected`.
+  template <Storable T>
+  void read_into(std::string_view name, std::span<T> out, const Shape& expected) const {
+    self().template read_into<T>(name, out, &expected);
+  }
+  /// Reads a whole tensor, any shape.
+  template <Storable T>
+  std::vector<T> read(std::string_view name) const {
+    std::vector<T> v(std::size_t(self().info(name).numel()));
+    self().template read_into<T>(name, std::span<T>(v));
+    return v;
+  }
+  /// Reads a tensor that must have shape `expected` (checked before allocating).
+  template <Storable T>
+  std::vector<T> read(std::string_view name, const Shape& expected) const {
+    const TensorInfo& t = self().info(name);
+    check_read<T>(self().label(), name, t, std::size_t(t.numel()), &expected);
+    std::vector<T> v(std::size_t(t.numel()));
+    self().template read_into<T>(name, std::span<T>(v), &expected);
+    return v;
+  }
+
+private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
 /// A readable collection of named tensors (SafeTensorsFile, TorchCheckpoint). `read_into`
 /// converts (see convertible_from) and checks the element count; `label` names the file.
 template <class S>

@@ -49,7 +49,7 @@ inline const StDtype* find_st_dtype(std::string_view n) {
 }
 }  // namespace detail
 
-class SafeTensorsFile {
+class SafeTensorsFile : public TensorReads<SafeTensorsFile> {
 public:
   /// Opens and validates `path` (memory-mapped where possible).
   static SafeTensorsFile open(const std::filesystem::path& path) {
@@ -92,26 +92,7 @@ public:
     check_read<T>(label(), name, t, out.size(), expected);
     convert_elements<T>(data_ + t.begin, t.dtype, out.size(), out.data());
   }
-  template <Storable T>
-  void read_into(std::string_view name, std::span<T> out, const Shape& expected) const {
-    read_into<T>(name, out, &expected);
-  }
-  /// Reads a whole tensor, any shape.
-  template <Storable T>
-  std::vector<T> read(std::string_view name) const {
-    std::vector<T> v(std::size_t(info(name).numel()));
-    read_into<T>(name, std::span<T>(v));
-    return v;
-  }
-  /// Reads a tensor that must have shape `expected`.
-  template <Storable T>
-  std::vector<T> read(std::string_view name, const Shape& expected) const {
-    const TensorInfo& t = info(name);
-    check_read<T>(label(), name, t, std::size_t(t.numel()), &expected);
-    std::vector<T> v(std::size_t(t.numel()));
-    read_into<T>(name, std::span<T>(v), &expected);
-    return v;
-  }
+  using TensorReads<SafeTensorsFile>::read_into;  // + read(name[, expected]): see common.hpp
 
 private:
   std::shared_ptr<const FileImage> img_;

@@ -313,7 +313,7 @@ private:
 
 }  // namespace pickle
 
-class TorchCheckpoint {
+class TorchCheckpoint : public TensorReads<TorchCheckpoint> {
 public:
   static TorchCheckpoint open(const std::filesystem::path& path, TorchOptions opt = {}) {
     return TorchCheckpoint(FileImage::open(path), opt);
@@ -365,21 +365,7 @@ public:
       }
     }
   }
-  template <Storable T>
-  void read_into(std::string_view name, std::span<T> out, const Shape& expected) const {
-    read_into<T>(name, out, &expected);
-  }
-  template <Storable T>
-  std::vector<T> read(std::string_view name) const {
-    std::vector<T> v(std::size_t(info(name).numel()));
-    read_into<T>(name, std::span<T>(v));
-    return v;
-  }
-  template <Storable T>
-  std::vector<T> read(std::string_view name, const Shape& expected) const {
-    check_read<T>(label(), name, info(name), std::size_t(info(name).numel()), &expected);
-    return read<T>(name);
-  }
+  using TensorReads<TorchCheckpoint>::read_into;  // + read(name[, expected]): see common.hpp
 
 private:
   struct Tensor {

@@ -3,6 +3,11 @@
 //   h_mid = h_in  + gate1 * Proj(Attn(Qkv(LN(h_in)  * (1 + scale1) + shift1)))
 //   h_out = h_mid + gate2 * Fc2(GELU(Fc1(LN(h_mid) * (1 + scale2) + shift2)))
 // Written once over the op contract (docs/ops.md): the Ctx argument selects the device.
+// Types: T activations and compute weights, G parameter gradients, S LayerNorm statistics and
+// the attention log-sum-exp (one type everywhere on the CPU; bf16 / fp32 / fp32 for BF16Mixed).
+// Attention: the exact-contract op (probs [B, H, S, S] saved), or, where the device has one
+// for this shape (ops::has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
+// saves only the per-row log-sum-exp.
 #pragma once
 #include <cstdint>
 
@@ -26,27 +31,32 @@ struct BlockWeights {
   const T *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ada_w, *ada_b;
 };
 
-template <class T>
+template <class G>
 struct BlockGrads {
-  T *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ada_w, *ada_b;
+  G *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ada_w, *ada_b;
 };
 
-/// Activations a block saves for its backward pass (pointers into the model's arena).
-template <class T>
+/// Activations a block saves for its backward pass (pointers into the model's arenas: grab
+/// hands out T elements, grab_s S elements). With `flash`, lse [B, H, S] replaces probs.
+template <class T, class S = T>
 struct BlockActs {
-  T *mod;                      // [B, 6D]
-  T *h_in, *ln1, *mean1, *rstd1, *m1, *qkv, *probs, *ao, *a;  // attention branch
-  T *h_mid, *ln2, *mean2, *rstd2, *m2, *f1, *g, *f2;           // MLP branch
+  T *mod;                                        // [B, 6D]
+  T *h_in, *ln1, *m1, *qkv, *probs, *ao, *a;     // attention branch
+  T *h_mid, *ln2, *m2, *f1, *g, *f2;             // MLP branch
+  S *mean1, *rstd1, *mean2, *rstd2, *lse;        // statistics
 
-  template <class Grab>
-  void carve(Grab&& grab, const BlockDims& d) {
+  template <class Grab, class GrabS>
+  void carve(Grab&& grab, GrabS&& grab_s, const BlockDims& d, bool flash) {
     const std::int64_t N = d.N(), D = d.D;
     mod = grab(std::int64_t(d.B) * 6 * D);
-    h_in = grab(N * D); ln1 = grab(N * D); mean1 = grab(N); rstd1 = grab(N); m1 = grab(N * D);
-    qkv = grab(3 * N * D); probs = grab(std::int64_t(d.B) * d.H * d.S * d.S);
+    h_in = grab(N * D); ln1 = grab(N * D); m1 = grab(N * D);
+    qkv = grab(3 * N * D);
+    probs = flash ? nullptr : grab(std::int64_t(d.B) * d.H * d.S * d.S);
+    lse = flash ? grab_s(std::int64_t(d.B) * d.H * d.S) : nullptr;
     ao = grab(N * D); a = grab(N * D);
-    h_mid = grab(N * D); ln2 = grab(N * D); mean2 = grab(N); rstd2 = grab(N); m2 = grab(N * D);
+    h_mid = grab(N * D); ln2 = grab(N * D); m2 = grab(N * D);
     f1 = grab(N * d.Dm); g = grab(N * d.Dm); f2 = grab(N * D);
+    mean1 = grab_s(N); rstd1 = grab_s(N); mean2 = grab_s(N); rstd2 = grab_s(N);
   }
 };
 
@@ -56,19 +66,19 @@ struct BlockScratch {
   T *d_big1, *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
 
   template <class Grab>
-  void carve(Grab&& grab, const BlockDims& d) {
+  void carve(Grab&& grab, const BlockDims& d, bool flash) {
     const std::int64_t N = d.N(), D = d.D;
     d_big1 = grab(N * d.Dm); d_big2 = grab(N * d.Dm); dqkv = grab(3 * N * D);
-    att = grab(ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
+    att = flash ? nullptr : grab(ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
     d_small = grab(N * D); dtmp = grab(N * D);
     dmod = grab(std::int64_t(d.B) * 6 * D); dsc_tmp = grab(std::int64_t(d.B) * D);
   }
 };
 
 /// Forward. `h_in` is copied into acts.h_in; the result is written to h_out (may alias h_in).
-template <class Ctx, class T>
+template <class Ctx, class T, class St>
 void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w, const T* sc,
-                   BlockActs<T>& a, const T* h_in, T* h_out) {
+                   BlockActs<T, St>& a, const T* h_in, T* h_out) {
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;  // stride between samples in mod
   ops::linear_forward(ctx, a.mod, sc, w.ada_w, w.ada_b, B, D, 6 * D);
@@ -80,7 +90,12 @@ void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
   ops::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
   ops::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
   ops::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
-  ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+  if constexpr (ops::has_flash_attention<Ctx, T>) {
+    if (a.lse) ops::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
+    else ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+  } else {
+    ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+  }
   ops::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
   ops::copy(ctx, a.h_mid, a.h_in, d.N() * D);
   ops::gated_residual_forward(ctx, a.h_mid, a.a, gate1, B, S, D, ms);
@@ -96,9 +111,9 @@ void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
 
 /// Backward. On entry dh = dL/dh_out; on exit dh = dL/dh_in. Parameter gradients accumulate
 /// into g; dL/d(SiLU(c)) is ADDED to dsc.
-template <class Ctx, class T>
+template <class Ctx, class T, class G, class St>
 void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
-                    const BlockGrads<T>& g, const BlockActs<T>& a, const T* sc, T* dh, T* dsc,
+                    const BlockGrads<G>& g, const BlockActs<T, St>& a, const T* sc, T* dh, T* dsc,
                     const BlockScratch<T>& s) {
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;
@@ -118,7 +133,12 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   // attention branch: h_mid = h_in + gate1 * a
   ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
   ops::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
-  ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+  if constexpr (ops::has_flash_attention<Ctx, T>) {
+    if (a.lse) ops::flash_attention_backward(ctx, s.dqkv, s.dtmp, a.qkv, a.ao, a.lse, B, S, H, D / H);
+    else ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+  } else {
+    ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+  }
   ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
   ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
   ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);

@@ -362,11 +362,11 @@ private:
       Acts a;
       a.tok = grab(N * cfg_.channels * p * p);
       a.blocks.resize(std::size_t(cfg_.depth));
-      for (auto& blk : a.blocks) blk.carve(grab, cap);
+      for (auto& blk : a.blocks) blk.carve(grab, grab, cap, /*flash=*/false);
       a.hN = grab(ND); a.feat = grab(ND); a.meanf = grab(N); a.rstdf = grab(N);
       a.pooled = grab(BD); a.logits = grab(BK); a.sc = grab(BD); a.dsc = grab(BD);
       a.dlogits = grab(BK); a.dpooled = grab(BD); a.dfeat = grab(ND); a.dh = grab(ND);
-      scratch_.carve(grab, cap);
+      scratch_.carve(grab, cap, /*flash=*/false);
       if (pass == 0) {
         arena_ = Tensor<T>(Shape{off});
         ++arena_allocs_;

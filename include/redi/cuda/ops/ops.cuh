@@ -2,6 +2,7 @@
 #pragma once
 #include "redi/cuda/ops/activation.cuh"
 #include "redi/cuda/ops/attention.cuh"
+#include "redi/cuda/ops/attention_cudnn.cuh"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/embedding.cuh"
 #include "redi/cuda/ops/gemm.cuh"
