@@ -79,5 +79,8 @@ redi::train::TrainSet prepare_data(const CliOptions& c);
 
 int run_sit(const CliOptions& c, const redi::train::TrainSet& data);  // run_sit.cpp
 int run_dit(const CliOptions& c, const redi::train::TrainSet& data);  // run_dit.cpp
+/// The same on the GPU with BF16Mixed precision (examples/train_imagenet/run_cuda.cu; only in
+/// builds with CUDA, where REDI_EXAMPLES_HAVE_CUDA is defined).
+int run_cuda(const CliOptions& c, const redi::train::TrainSet& data);
 
 }  // namespace redi_examples

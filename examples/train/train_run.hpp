@@ -39,8 +39,11 @@ typename redi::train::Trainer<Model>::SampleFn make_sample_fn(const CliOptions& 
   }
 }
 
+/// Trains (and samples) one compile-time model type; `ctx` is its device (redi::Cpu{} or a
+/// redi::Cuda context for ReDi<..., Cuda> instantiations compiled by nvcc).
 template <class Model>
-int run_training(const CliOptions& c, const redi::train::TrainSet& data) {
+int run_training(const CliOptions& c, const redi::train::TrainSet& data,
+                 const typename Model::device_type& ctx = {}) {
   namespace fs = std::filesystem;
   typename Model::Options o;
   o.model = c.model;
@@ -50,8 +53,8 @@ int run_training(const CliOptions& c, const redi::train::TrainSet& data) {
   o.loss.label_drop_prob = c.label_drop;
   o.train = c.train;
   o.init_seed = c.train.seed;
-  Model model(o);
-  std::cout << "[redi_train] " << redi::train::model_type_name<Model>() << " "
+  Model model(o, ctx);
+  std::cout << "[redi_train] " << redi::train::model_type_name<Model>() << " on " << Model::device_type::name << " "
             << redi::train::to_json(c.model).str() << ", " << model.net().num_params() << " parameters\n";
   redi::train::TrainerConfig tc;
   tc.steps = c.steps; tc.batch = c.batch; tc.data_seed = c.train.seed; tc.hflip = c.hflip;

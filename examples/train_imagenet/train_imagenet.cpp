@@ -25,8 +25,9 @@ namespace {
 const char* kUsage = R"(usage: redi_train_imagenet --data DIR [options]
 The ReDi paper's ImageNet-256 training (SiT-XL/2 + ReDi by default) from PRE-EXTRACTED shards.
 redi does not run the SD-VAE or DINOv2: extract them with the authors' PyTorch code first.
-Honest expectations: this is redi's CPU trainer; SiT-XL/2 at batch 256 takes minutes per step on
-a CPU, and the whole training set is held in memory (latents 21 GB + features 10.5 GB as float).
+Honest expectations: on the CPU, SiT-XL/2 at batch 256 takes minutes per step; use --device cuda
+(bf16 mixed precision on GPU 0, in builds with CUDA). The whole training set is held in host
+memory (latents 21 GB + features 10.5 GB as float).
 Data (--data DIR): every *.safetensors or *.npz file in DIR (sorted by name) is one shard with
   latents [n, 4, 32, 32]   SD-VAE-ft-EMA latent means of ADM-center-cropped 256x256 images,
                            already multiplied by 0.18215 (else pass --latent-scale 0.18215)
@@ -45,7 +46,7 @@ Options (defaults = the paper's):
                          natural scale, std 5.8 .. 3.6)
   --batch N (256)  --steps N (400000)  --lr X (1e-4)  --ema X (0.9999)  --seed N (0)
   --out DIR (runs/imagenet)  --log-every N (100)  --ckpt-every N (10000)  --resume auto|PATH
-  --max-minutes M  --threads N
+  --max-minutes M  --threads N  --device cpu|cuda (cpu; cuda = BF16Mixed on GPU 0)
   --sampler sde|euler|heun (sit) ddpm|ddim (dit)  --sample-steps N  --guidance G  --cfg X  --rg X
   --num-samples N        at the end: N latent samples -> samples_latents.safetensors (decode them
                          with the SD-VAE, then build the evaluator's .npz)
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
                  {"data", "pca", "latent-scale", "backbone", "fusion", "size", "depth", "width", "heads", "patch", "r",
                   "lambda-z", "p-drop", "batch", "steps", "lr", "ema", "seed", "out", "log-every", "ckpt-every",
                   "resume", "max-minutes", "threads", "sampler", "sample-steps", "guidance", "cfg", "rg",
-                  "num-samples"},
+                  "num-samples", "device"},
                  {"help", "learn-sigma", "pc-norm"});
     if (a.flag("help")) {
       std::cout << kUsage;
@@ -157,6 +158,12 @@ int main(int argc, char** argv) {
     const fs::path data = a.str("data");
     const fs::path pca = a.str("pca", "/work/shared/data/dinov2_vitb14_reg_pca.safetensors");
     const double scale = a.real("latent-scale", 1.0, 1e-6, 1e6);
+    const std::string device = a.choice("device", "cpu", {"cpu", "cuda"});
+#if !defined(REDI_EXAMPLES_HAVE_CUDA)
+    if (device == "cuda")
+      throw UsageError("--device cuda: this redi_train_imagenet was built without CUDA (configure redi with "
+                       "-DREDI_WITH_CUDA=ON on a machine with nvcc)");
+#endif
     CliOptions c;
     c.dataset = "imagenet-latents";
     c.backbone = a.choice("backbone", "sit", {"sit", "dit"});
@@ -194,6 +201,9 @@ int main(int argc, char** argv) {
       st.add(t.z.data(), t.n, 256);
       st.finish().apply(t.z.data(), t.n, 256);
     }
+#if defined(REDI_EXAMPLES_HAVE_CUDA)
+    if (device == "cuda") return redi_examples::run_cuda(c, t);
+#endif
     return c.backbone == "sit" ? redi_examples::run_sit(c, t) : redi_examples::run_dit(c, t);
   });
 }

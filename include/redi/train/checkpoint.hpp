@@ -14,6 +14,9 @@
 //   noise seed); redi.data_epoch / redi.data_index (BatchSampler position); redi.config (the
 //   run's whole configuration as JSON); plus any caller-supplied keys.
 // Files are written atomically (temporary file + rename).
+// Device models (ReDi<..., Cuda>) are staged through host memory (4 parameter-sized float
+// buffers); a checkpoint holds the fp32 master weights, so one written by a BF16Mixed GPU run
+// has the same type name and layout as a float CPU run's and resumes on either.
 #pragma once
 #include <charconv>
 #include <cstdint>
@@ -21,6 +24,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "redi/io/json.hpp"
@@ -89,20 +93,65 @@ struct CkptTensor {
   T* data;
 };
 
-/// Every tensor of the checkpoint layout, pointing into the model.
+/// Host copies of a device model's weights, EMA, moments and position table (empty for a host
+/// model, whose tensors are used in place).
+template <class T>
+struct HostStage {
+  std::vector<T> net, ema, m, v, pos;
+};
+
+/// Every tensor of the checkpoint layout, pointing into the model (host) or into `st` (device;
+/// `download` fills st from the device first, else st is only sized, for a load).
 template <class Model>
-std::vector<CkptTensor<typename Model::value_type>> checkpoint_tensors(Model& m) {
+std::vector<CkptTensor<typename Model::value_type>> checkpoint_tensors(Model& m, HostStage<typename Model::value_type>& st,
+                                                                         bool download) {
   using T = typename Model::value_type;
-  std::vector<CkptTensor<T>> v;
   const ModelConfig& c = m.net().config();
   const Shape pos{1, c.tokens(), c.width};
-  v.push_back({"model.pos_embed", pos, const_cast<T*>(m.net().pos_embed().data())});
-  for (const auto& e : m.net().layout().entries) v.push_back({"model." + e.name, e.shape, m.net().params().data() + e.offset});
-  v.push_back({"ema.pos_embed", pos, const_cast<T*>(m.ema().pos_embed().data())});
-  for (const auto& e : m.ema().layout().entries) v.push_back({"ema." + e.name, e.shape, m.ema().params().data() + e.offset});
-  for (const auto& e : m.net().layout().entries) v.push_back({"opt.m." + e.name, e.shape, m.adam_m().data() + e.offset});
-  for (const auto& e : m.net().layout().entries) v.push_back({"opt.v." + e.name, e.shape, m.adam_v().data() + e.offset});
+  T *pn, *pe, *pm, *pv, *pos_n, *pos_e;
+  if constexpr (Model::device_type::is_host) {
+    pn = m.net().params().data();
+    pe = m.ema().params().data();
+    pm = m.adam_m().data();
+    pv = m.adam_v().data();
+    pos_n = const_cast<T*>(m.net().pos_embed().data());
+    pos_e = const_cast<T*>(m.ema().pos_embed().data());
+  } else {
+    const auto n = std::size_t(m.net().num_params());
+    if (download) {
+      st.net = std::as_const(m.net()).params().to_host();
+      st.ema = std::as_const(m.ema()).params().to_host();
+      st.m = m.adam_m().to_host();
+      st.v = m.adam_v().to_host();
+    } else {
+      st.net.resize(n); st.ema.resize(n); st.m.resize(n); st.v.resize(n);
+    }
+    st.pos.resize(std::size_t(c.tokens()) * c.width);
+    ops::pos_embed_2d(st.pos.data(), c.grid(), c.grid(), c.width);
+    pn = st.net.data(); pe = st.ema.data(); pm = st.m.data(); pv = st.v.data();
+    pos_n = pos_e = st.pos.data();
+  }
+  std::vector<CkptTensor<T>> v;
+  v.push_back({"model.pos_embed", pos, pos_n});
+  for (const auto& e : m.net().layout().entries) v.push_back({"model." + e.name, e.shape, pn + e.offset});
+  v.push_back({"ema.pos_embed", pos, pos_e});
+  for (const auto& e : m.ema().layout().entries) v.push_back({"ema." + e.name, e.shape, pe + e.offset});
+  for (const auto& e : m.net().layout().entries) v.push_back({"opt.m." + e.name, e.shape, pm + e.offset});
+  for (const auto& e : m.net().layout().entries) v.push_back({"opt.v." + e.name, e.shape, pv + e.offset});
   return v;
+}
+
+/// After a load into `st`: upload it to a device model (a host model was written in place).
+template <class Model>
+void upload_stage(Model& m, const HostStage<typename Model::value_type>& st) {
+  if constexpr (!Model::device_type::is_host) {
+    m.net().params().from_host(st.net);
+    m.ema().params().from_host(st.ema);
+    m.adam_m().from_host(st.m);
+    m.adam_v().from_host(st.v);
+  } else {
+    (void)m, (void)st;
+  }
 }
 
 inline std::uint64_t parse_u64(const std::map<std::string, std::string>& md, const char* key, const std::string& file) {
@@ -122,7 +171,8 @@ template <class Model>
 void save_checkpoint(const std::filesystem::path& path, Model& m, const CheckpointState& st) {
   using T = typename Model::value_type;
   io::SafeTensorsWriter w;
-  for (const auto& t : detail::checkpoint_tensors(m)) w.add<T>(t.name, t.shape, t.data);
+  detail::HostStage<T> stage;
+  for (const auto& t : detail::checkpoint_tensors(m, stage, /*download=*/true)) w.add<T>(t.name, t.shape, t.data);
   std::map<std::string, std::string> md;
   for (const auto& [k, v] : st.extra) {
     REDI_CHECK(k.rfind("redi.", 0) != 0 && k != "format", "save_checkpoint: metadata key '", k, "' is reserved");
@@ -191,7 +241,8 @@ CheckpointState load_checkpoint(const std::filesystem::path& path, Model& m) {
   const std::string mine = to_json(m.net().config()).str();
   REDI_CHECK(cfg != md.end() && cfg->second == mine, file, ": model configuration differs; checkpoint has ",
              cfg == md.end() ? std::string("none") : cfg->second, ", this model has ", mine);
-  const auto tensors = detail::checkpoint_tensors(m);
+  detail::HostStage<T> stage;
+  const auto tensors = detail::checkpoint_tensors(m, stage, /*download=*/false);
   std::set<std::string> expected;
   for (const auto& t : tensors) {
     expected.insert(t.name);
@@ -209,6 +260,7 @@ CheckpointState load_checkpoint(const std::filesystem::path& path, Model& m) {
     if (t.name.ends_with("pos_embed")) continue;  // fixed sin-cos table, recomputed by the model
     f.read_into<T>(t.name, std::span<T>(t.data, std::size_t(t.shape.numel())));
   }
+  detail::upload_stage(m, stage);
   m.set_step(st.step);
   return st;
 }
