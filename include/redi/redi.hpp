@@ -21,6 +21,8 @@
 #include "redi/io/safetensors.hpp"
 #include "redi/io/state_dict.hpp"
 #include "redi/nn/transformer.hpp"
+#include "redi/nn/device_bridge.hpp"
+#include "redi/nn/flops.hpp"
 #include "redi/nn/weights.hpp"
 #include "redi/diffusion/diffusion.hpp"
 #include "redi/redi_model.hpp"
