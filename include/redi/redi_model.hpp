@@ -68,7 +68,8 @@ public:
   };
 
   explicit ReDi(const Options& o, const Dev& ctx = Dev{})
-      : opt_(checked(o)), net_(o.model, ctx, o.init_seed), ema_(o.model, ctx, o.init_seed),
+      : opt_(checked(o)), net_(o.model, ctx, o.init_seed),
+        ema_(o.model, ctx, typename network_type::Uninitialized{}),
         m_(Shape{net_.num_params()}), v_(Shape{net_.num_params()}), loss_(o.loss), ctx_(ctx) {
     ops::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
   }
