@@ -1,15 +1,19 @@
-// Checkpoints of device models (ReDi<..., Cuda>) are staged through host memory. This exercises
-// that path without a GPU: `StagedHost` is a device tag that is NOT host (so checkpoint.hpp
-// takes its staging branch) but whose memory is host memory. Checkpoints must move between it
-// and the CPU model in both directions bit for bit (a GPU run resumes or samples on the CPU),
-// and a failed load must leave the staged model unchanged.
+// The device code path of ReDi<..., Dev> — everything a GPU model does differently from a CPU
+// one except the kernels — exercised without a GPU. `StagedHost` is a device tag that is NOT
+// host (so ReDi routes its loss and samplers through DeviceBridge, runs the optimiser through
+// the device ops, and checkpoints stage through host memory) but whose memory is host memory
+// and whose ops forward to the CPU ops. Against the plain CPU model the results must be
+// identical bit for bit: losses, weights, EMA, samples, and checkpoints in both directions; a
+// failed checkpoint load must leave the staged model unchanged.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "redi/core/device.hpp"
+#include "redi/ops/ops.hpp"  // the CPU ops the StagedHost ops forward to (declared first)
 
 namespace staged {
 /// Host memory behind a non-host device tag.
@@ -24,18 +28,49 @@ struct StagedHost {
 };
 }  // namespace staged
 
-// The one op the model's constructor runs on its device (EMA = copy of the weights); declared
-// before the model headers, as the CUDA ops are (qualified calls bind at definition).
+// Every op the model, its optimiser step and the bridge run on their device, forwarded to the
+// CPU op. Declared before the model headers, as the CUDA ops are (qualified calls bind at the
+// point of definition).
 namespace redi::ops {
-template <class T>
-void copy(const staged::StagedHost&, T* dst, const T* src, std::int64_t n) {
-  if (n > 0) std::memcpy(dst, src, std::size_t(n) * sizeof(T));
-}
+#define REDI_STAGED_OP(name)                                                  \
+  template <class... A>                                                       \
+  decltype(auto) name(const staged::StagedHost&, A&&... a) {                  \
+    return name(redi::cpu, std::forward<A>(a)...);                            \
+  }
+REDI_STAGED_OP(copy)
+REDI_STAGED_OP(patchify_forward)
+REDI_STAGED_OP(unpatchify_forward)
+REDI_STAGED_OP(unpatchify_backward)
+REDI_STAGED_OP(linear_forward)
+REDI_STAGED_OP(linear_backward)
+REDI_STAGED_OP(add_broadcast)
+REDI_STAGED_OP(add_inplace)
+REDI_STAGED_OP(timestep_embedding)
+REDI_STAGED_OP(silu_forward)
+REDI_STAGED_OP(silu_backward)
+REDI_STAGED_OP(gelu_forward)
+REDI_STAGED_OP(gelu_backward)
+REDI_STAGED_OP(embedding_forward)
+REDI_STAGED_OP(embedding_backward)
+REDI_STAGED_OP(layernorm_forward)
+REDI_STAGED_OP(layernorm_backward)
+REDI_STAGED_OP(modulate_forward)
+REDI_STAGED_OP(modulate_backward)
+REDI_STAGED_OP(gated_residual_forward)
+REDI_STAGED_OP(gated_residual_backward)
+REDI_STAGED_OP(attention_forward)
+REDI_STAGED_OP(attention_backward)
+REDI_STAGED_OP(sum_squares)
+REDI_STAGED_OP(scale_inplace)
+REDI_STAGED_OP(adamw_step)
+REDI_STAGED_OP(ema_update)
+#undef REDI_STAGED_OP
 }  // namespace redi::ops
 
 #include "io_test_util.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/train/checkpoint.hpp"
+#include "toy_data.hpp"
 
 using namespace redi;
 using staged::StagedHost;
@@ -131,4 +166,71 @@ TEST(TrainCheckpointDevice, FailedLoadLeavesTheDeviceModelAlone) {
   test::expect_error([&] { train::load_checkpoint(dir.path() / "bad.safetensors", d); },
                      {"bad.safetensors", "opt.v.final_layer.linear.bias"});
   EXPECT_EQ(std::as_const(d.net()).params().to_host(), before);
+}
+
+// ---- the whole ReDi on the device path: train, EMA, guided sampling
+
+template <class M>
+typename M::Options train_opts(const ModelConfig& c) {
+  typename M::Options o;
+  o.model = c;
+  o.init_seed = 2;
+  o.train.adamw.lr = 1e-3;
+  o.train.ema_decay = 0.9;
+  o.train.grad_clip = 0.5;
+  o.train.seed = 6;
+  o.loss.p_drop = 0.3;
+  return o;
+}
+
+template <class M>
+std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& c) {
+  test::ToyData d(c, 6, 3);
+  std::vector<double> losses;
+  for (int k = 0; k < 4; ++k) {
+    auto st = m.train_step(d.x.data(), d.z.data(), d.y.data(), 6, std::uint64_t(k) * 6);
+    losses.push_back(st.loss.loss);
+    losses.push_back(st.grad_norm);
+  }
+  const int B = 3;
+  std::vector<int> labels = {0, 2, 3};
+  std::vector<float> out(std::size_t(B) * c.channels_in() * c.input_size * c.input_size);
+  SampleRequest req;
+  req.B = B; req.labels = labels.data(); req.seed = 4;
+  GuidanceOptions go;
+  go.cfg_scale = 1.8;
+  go.rg_scale = 1.3;
+  if constexpr (M::objective::is_flow) {
+    typename SdeEulerMaruyama::Options so;
+    so.num_steps = 6;
+    m.template sample<SdeEulerMaruyama, Combine<CFG<VaeOnly>, RepGuidance>>(out.data(), req, so, go);
+  } else {
+    typename DDIM::Options so;
+    so.respacing = "5";
+    so.eta = 0.5;
+    m.template sample<DDIM, Combine<CFG<Joint>, RepGuidance>>(out.data(), req, so, go);
+  }
+  return {losses, out};
+}
+
+template <class B, class F, class O>
+void check_device_path(bool learn_sigma) {
+  ModelConfig c = tiny();
+  c.learn_sigma = learn_sigma;
+  using Dm = ReDi<B, F, O, float, StagedHost>;
+  using Cm = ReDi<B, F, O, float, Cpu>;
+  Dm d(train_opts<Dm>(c), StagedHost{});
+  Cm h(train_opts<Cm>(c));
+  const auto [ld, sd] = run(d, c);
+  const auto [lh, sh] = run(h, c);
+  EXPECT_EQ(ld, lh) << "losses and gradient norms";
+  EXPECT_EQ(sd, sh) << "guided samples";
+  expect_same_state(d, h);
+}
+
+TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
+  check_device_path<SiT, Merged, FlowMatching>(false);
+}
+TEST(DevicePath, DiTSeparateDdpmLearnedSigmaMatchesTheCpuModelBitForBit) {
+  check_device_path<DiT, Separate, DDPM>(true);
 }
