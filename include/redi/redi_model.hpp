@@ -97,6 +97,13 @@ public:
   StepStats train_step(const T* x0, const T* z0, const int* labels, int B,
                        std::uint64_t first_index = 0) {
     StepStats st;
+    st.loss = backprop(batch(x0, z0, labels, B, first_index));
+    return finish_step(st);
+  }
+
+  /// The loss batch of the next step: the run's noise seed and the current step counter.
+  typename loss_type::Batch batch(const T* x0, const T* z0, const int* labels, int B,
+                                  std::uint64_t first_index = 0) const {
     typename loss_type::Batch b;
     b.x0 = x0;
     b.z0 = z0;
@@ -105,8 +112,7 @@ public:
     b.seed = opt_.train.seed;
     b.step = std::uint64_t(step_);
     b.first_index = first_index;
-    st.loss = backprop(b);
-    return finish_step(st);
+    return b;
   }
 
   /// The gradient half of a step: zero the gradients, then the joint loss forward and backward

@@ -38,30 +38,35 @@ redi::test::ref::RunResult run_gpu(const ModelConfig& c, const RunSpec& s) {
   return run_redi(m, c, s);
 }
 
+/// Tolerances (rtol = atol x rms) of a GPU run against the CPU run.
+struct RunTol {
+  double losses, weights, samples;
+};
+
+/// The same run (3 steps, then a CFG+RG Euler sample) on the CPU and as ReDi<..., P, Cuda>.
+template <class P>
+void expect_matches_cpu(RunTol tol) {
+  const ModelConfig c = redi_tiny();
+  const RunSpec s;
+  const auto cpu = run_cpu_redi(c, s);
+  const auto gpu = run_gpu<P>(c, s);
+  EXPECT_TRUE(redi::test::close(as_float(gpu.losses), as_float(cpu.losses), tol.losses)) << "losses";
+  EXPECT_TRUE(redi::test::close(gpu.params, cpu.params, tol.weights, tol.weights)) << "weights after the steps";
+  EXPECT_TRUE(redi::test::close(gpu.samples, cpu.samples, tol.samples, tol.samples)) << "CFG+RG Euler samples";
+}
+
 TEST(CudaReDi, Fp32MatchesCpu) {
   REDI_REQUIRE_CUDA();
   ctx().set_tf32(false);
-  const ModelConfig c = redi_tiny();
-  const RunSpec s;
-  const auto cpu = run_cpu_redi(c, s);
-  const auto gpu = run_gpu<float>(c, s);
-  EXPECT_TRUE(redi::test::close(as_float(gpu.losses), as_float(cpu.losses), 1e-4)) << "losses";
-  EXPECT_TRUE(redi::test::close(gpu.params, cpu.params, 5e-3, 5e-3)) << "weights after the steps";
-  EXPECT_TRUE(redi::test::close(gpu.samples, cpu.samples, 2e-3, 2e-3)) << "CFG+RG Euler samples";
+  expect_matches_cpu<float>({1e-4, 5e-3, 2e-3});
 }
 
+// bf16 activations: outputs carry ~2^-8 relative error; the loss is a mean over many of them.
+// AdamW's first steps move each weight by ~lr * sign(g): a sign flip of a near-zero gradient
+// costs up to 2 lr per step (lr = 1e-3, 3 steps).
 TEST(CudaReDi, Bf16MixedTracksFp32) {
   REDI_REQUIRE_CUDA();
-  const ModelConfig c = redi_tiny();
-  const RunSpec s;
-  const auto cpu = run_cpu_redi(c, s);
-  const auto gpu = run_gpu<redi::BF16Mixed>(c, s);
-  // bf16 activations: outputs carry ~2^-8 relative error; the loss is a mean over many of them.
-  EXPECT_TRUE(redi::test::close(as_float(gpu.losses), as_float(cpu.losses), 3e-2)) << "losses";
-  // AdamW's first steps move each weight by ~lr * sign(g): a sign flip of a near-zero gradient
-  // costs up to 2 lr per step (lr = 1e-3, 3 steps).
-  EXPECT_TRUE(redi::test::close(gpu.params, cpu.params, 1e-2, 1e-2)) << "weights after the steps";
-  EXPECT_TRUE(redi::test::close(gpu.samples, cpu.samples, 5e-2, 5e-2)) << "CFG+RG Euler samples";
+  expect_matches_cpu<redi::BF16Mixed>({3e-2, 1e-2, 5e-2});
 }
 
 TEST(CudaReDi, Bf16MixedLearnsTheToySet) {

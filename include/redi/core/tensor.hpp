@@ -99,6 +99,13 @@ public:
   View<T, Dev> view() { return {data_, shape_}; }
   View<const T, Dev> view() const { return {data_, shape_}; }
   void zero() { Dev::memset_zero(data_, bytes()); }
+  /// A new zeroed buffer of shape s; the old one is freed FIRST, so growing a large buffer never
+  /// holds both (contents are discarded).
+  void reallocate(Shape s) {
+    Dev::deallocate(std::exchange(data_, nullptr));
+    shape_ = Shape{};
+    *this = Tensor(s);
+  }
 
   T& operator[](std::int64_t i) requires(Dev::is_host) { return data_[i]; }
   const T& operator[](std::int64_t i) const requires(Dev::is_host) { return data_[i]; }

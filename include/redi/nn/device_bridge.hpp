@@ -87,18 +87,15 @@ private:
   void ensure(int B) {
     REDI_CHECK(B > 0, "DeviceBridge: batch size must be > 0, got ", B);
     if (B <= cap_) return;
-    in_m_ = Tensor<value_type, Dev>();
-    out_m_ = Tensor<value_type, Dev>();
-    in_m_ = Tensor<value_type, Dev>(Shape{std::int64_t(B) * in_elems()});
-    out_m_ = Tensor<value_type, Dev>(Shape{std::int64_t(B) * out_elems()});
+    const Shape in{std::int64_t(B) * in_elems()}, out{std::int64_t(B) * out_elems()};
+    in_m_.reallocate(in);
+    out_m_.reallocate(out);
     if constexpr (kCast) {
-      in_c_ = Tensor<T, Dev>();
-      out_c_ = Tensor<T, Dev>();
-      in_c_ = Tensor<T, Dev>(Shape{std::int64_t(B) * in_elems()});
-      out_c_ = Tensor<T, Dev>(Shape{std::int64_t(B) * out_elems()});
+      in_c_.reallocate(in);
+      out_c_.reallocate(out);
     }
-    t_ = Tensor<Tt, Dev>(Shape{B});
-    y_ = Tensor<int, Dev>(Shape{B});
+    t_.reallocate(Shape{B});
+    y_.reallocate(Shape{B});
     cap_ = B;
   }
 

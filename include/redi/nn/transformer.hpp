@@ -80,7 +80,7 @@ public:
       pos_.from_host(pos);
     } else {
       std::vector<T> pt(pos.size());
-      for (std::size_t i = 0; i < pos.size(); ++i) pt[i] = T(float(pos[i]));
+      ops::convert(cpu, pt.data(), pos.data(), std::int64_t(pos.size()));
       pos_.from_host(pt);
     }
   }
@@ -423,10 +423,8 @@ private:
       }
       a.labels = reinterpret_cast<int*>(grab_s((std::int64_t(B) * sizeof(int) + sizeof(S) - 1) / sizeof(S)));
       if (pass == 0) {
-        arena = Tensor<T, Dev>();  // free the old arena before the new one is allocated
-        aux = Tensor<S, Dev>();
-        arena = Tensor<T, Dev>(Shape{off});
-        aux = Tensor<S, Dev>(Shape{off_s});
+        arena.reallocate(Shape{off});
+        aux.reallocate(Shape{off_s});
         ++arena_allocs_;
       } else {
         acts = std::move(a);

@@ -20,13 +20,11 @@ inline void copy(const Cpu&, T* dst, const T* src, std::int64_t n) {
 /// out[i] = To(in[i]) (through float for the 16-bit storage types; round to nearest even).
 template <class To, class From>
 inline void convert(const Cpu&, To* out, const From* in, std::int64_t n) {
+  constexpr bool via_float = std::is_same_v<To, bf16> || std::is_same_v<To, half> ||
+                             std::is_same_v<From, bf16> || std::is_same_v<From, half>;
   for (std::int64_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<To, bf16> || std::is_same_v<To, half>)
-      out[i] = To(float(in[i]));
-    else if constexpr (std::is_same_v<From, bf16> || std::is_same_v<From, half>)
-      out[i] = To(float(in[i]));
-    else
-      out[i] = To(in[i]);
+    if constexpr (via_float) out[i] = To(float(in[i]));
+    else out[i] = To(in[i]);
   }
 }
 

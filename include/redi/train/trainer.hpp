@@ -176,13 +176,8 @@ public:
     const T* x = xf_ptr();
     const T* z = data_.r > 0 ? zf_ptr() : nullptr;
     const std::int64_t s = m_.step() + 1;
-    typename Model::loss_type::Batch b;
-    b.x0 = x; b.z0 = z; b.labels = y_.data(); b.B = B;
-    b.seed = m_.options().train.seed;
-    b.step = std::uint64_t(m_.step());
-    b.first_index = 0;
     typename Model::StepStats st;
-    st.loss = m_.backprop(b);
+    st.loss = m_.backprop(m_.batch(x, z, y_.data(), B));
     if (!std::isfinite(st.loss.loss))
       REDI_FAIL("training stopped at step ", s, ": the loss is ", st.loss.loss, " (mse_x ", st.loss.mse_x, ", mse_z ",
                 st.loss.mse_z, "); the model keeps the weights of step ", s - 1,
