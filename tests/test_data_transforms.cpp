@@ -12,6 +12,7 @@
 #include "redi/data/dataset.hpp"
 #include "redi/data/resample.hpp"
 #include "redi/data/sampler.hpp"
+#include "redi/data/splits.hpp"
 #include "io_test_util.hpp"
 
 using namespace redi;
@@ -62,6 +63,22 @@ TEST(DataDataset, PadAndSubset) {
   EXPECT_EQ(s.n, 2);
   EXPECT_EQ(s.labels, (std::vector<int>{2, 0}));
   EXPECT_TRUE(std::equal(s.image(0), s.image(0) + 784, ds.image(2)));
+}
+
+TEST(DataDataset, HoldoutIsTheLastImagesAndDisjoint) {
+  const ImageDataset ds = toy(10, 2, 2, 1);
+  const HoldoutSplit s = holdout(ds, 3);
+  ASSERT_EQ(s.train.n, 7);
+  ASSERT_EQ(s.val.n, 3);
+  for (int i = 0; i < 7; ++i) EXPECT_TRUE(std::equal(s.train.image(i), s.train.image(i) + 4, ds.image(i)));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(std::equal(s.val.image(i), s.val.image(i) + 4, ds.image(7 + i)));
+    EXPECT_EQ(s.val.labels[std::size_t(i)], ds.labels[std::size_t(7 + i)]);
+  }
+  EXPECT_NO_THROW(s.train.validate());
+  EXPECT_NO_THROW(s.val.validate());
+  EXPECT_THROW(holdout(ds, 0), Error);
+  EXPECT_THROW(holdout(ds, 10), Error);
 }
 
 TEST(DataDataset, ToFloatNchwRangeAndLayout) {
