@@ -97,6 +97,13 @@ struct SampleRequest {
   std::uint64_t seed = 0;
   std::uint64_t first_index = 0;            // global index of row 0 ...
   const std::uint64_t* index = nullptr;     // ... or explicit global indices [B]
+  /// Feature-conditioned sampling: known clean features [B, r, H, W] (r = Cin - Cx). Before
+  /// every network evaluation the feature channels of the state are replaced by these features
+  /// noised to the current time with the state's own initial feature noise n_z (flow:
+  /// t z + (1 - t) n_z; DDPM: sqrt(abar_t) z + sqrt(1 - abar_t) n_z), i.e. the exact marginal of
+  /// the forward process, and the output's feature channels are z itself. Only the image
+  /// channels are generated: x ~ p(x | z). nullptr: joint generation (the default).
+  const float* known_z = nullptr;
 };
 
 namespace diffusion {
@@ -164,6 +171,13 @@ public:
     }
     for (int b = 0; b < B; ++b) idx_[b] = req.index ? req.index[b] : req.first_index + b;
     draw(x, B, req.seed, diffusion::rng::SampleInit, 0);
+    known_ = req.known_z;
+    if (known_) {
+      REDI_CHECK(L_.r() > 0, "Sampler: SampleRequest::known_z needs a model with feature channels (r > 0)");
+      const long long nx = (long long)L_.cx * L_.hw(), nz = nin - nx;
+      zn_.resize(std::size_t(B) * std::size_t(nz));  // the initial feature noise n_z of each row
+      for (int b = 0; b < B; ++b) std::copy_n(x + b * nin + nx, nz, zn_.data() + b * nz);
+    }
     nfe_ = 0;
     if constexpr (std::is_same_v<SamplerTag, Ancestral> || std::is_same_v<SamplerTag, DDIM>)
       run_ddpm(net, x, req);
@@ -171,6 +185,11 @@ public:
       run_sde(net, x, req);
     else
       run_ode(net, x, req);
+    if (known_) {  // the output's feature channels are the known z itself
+      const long long nx = (long long)L_.cx * L_.hw(), nz = nin - nx;
+      for (int b = 0; b < B; ++b)
+        for (long long e = 0; e < nz; ++e) x[b * nin + nx + e] = T(known_[b * nz + e]);
+    }
   }
 
   int nfe() const { return nfe_; }  // network evaluations of the last run (forward calls)
@@ -194,8 +213,27 @@ private:
                           diffusion::rng::stream(p, idx_[b], std::uint32_t(step)));
   }
 
+  /// Feature-conditioned sampling: the state's feature channels := the known z noised to t_net
+  /// with the row's initial feature noise (see SampleRequest::known_z).
+  void impose_known(T* x, int B, double t_net) {
+    double a, c;
+    if constexpr (Objective::is_ddpm) {
+      const int ti = int(std::lround(t_net));  // the ORIGINAL 1000-step index
+      a = base_.sqrt_alphas_cumprod[std::size_t(ti)];
+      c = base_.sqrt_one_minus_alphas_cumprod[std::size_t(ti)];
+    } else {
+      a = t_net;
+      c = 1.0 - t_net;
+    }
+    const long long nin = L_.in_elems(), nx = (long long)L_.cx * L_.hw(), nz = nin - nx;
+    for (int b = 0; b < B; ++b)
+      for (long long e = 0; e < nz; ++e)
+        x[b * nin + nx + e] = T(a * double(known_[b * nz + e]) + c * double(zn_[std::size_t(b * nz + e)]));
+  }
+
   template <class N>
-  void predict(N& net, const T* x, double t_net, const SampleRequest& req) {
+  void predict(N& net, T* x, double t_net, const SampleRequest& req) {
+    if (known_) impose_known(x, req.B, t_net);
     diffusion::guided_prediction<GuidanceTag>(net, g_, x, t_net, req.labels, req.B, gws_, pred_.data());
     ++nfe_;
   }
@@ -316,6 +354,10 @@ private:
   diffusion::GuidanceWorkspace<T> gws_;
   std::vector<T> pred_, noise_, tmp_, tmp2_;
   std::vector<std::uint64_t> idx_;
+  const float* known_ = nullptr;  // SampleRequest::known_z of the current run
+  std::vector<T> zn_;             // its initial feature noise [B, r*H*W]
+  diffusion::GaussianSchedule base_ = Objective::is_ddpm ? diffusion::GaussianSchedule::linear(DDPM::num_timesteps)
+                                                         : diffusion::GaussianSchedule{};
   std::size_t allocs_ = 0;
   int nfe_ = 0;
 };
