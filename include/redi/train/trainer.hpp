@@ -120,6 +120,7 @@ struct TrainerConfig {
   int grid_samples = 64;            ///< images in a sample grid (labels cycle over the classes)
   int grid_cols = 8;
   std::uint64_t grid_seed = 1234;   ///< the same noise at every grid, so grids are comparable
+  std::int64_t eval_every = 0;      ///< call the evaluation function every N steps and at the end (0: never)
   bool allow_config_change = false; ///< resume even if batch/seeds/optimiser/loss settings differ
 };
 
@@ -137,6 +138,10 @@ public:
   using T = typename Model::value_type;
   /// Draws req.B samples [B, Cin, H, W] with `m` (the sample grids use it).
   using SampleFn = std::function<void(Model& m, T* out, const SampleRequest& req)>;
+  /// Evaluates the model during training (e.g. samples and a Frechet distance) and adds its
+  /// figures to `record`, which already holds {"step": N}; the record becomes one line of
+  /// metrics.jsonl with an "eval" marker, so curves can be drawn from the log alone.
+  using EvalFn = std::function<void(Model& m, std::int64_t step, JsonObject& record)>;
 
   Trainer(Model& model, const TrainSet& data, TrainerConfig cfg, std::ostream* console = nullptr)
       : m_(model), data_(data), cfg_(std::move(cfg)), console_(console),
@@ -165,6 +170,18 @@ public:
   const std::vector<StepRecord>& history() const { return history_; }
   bool stopped_early() const { return stopped_early_; }
   void set_sample_fn(SampleFn f) { sample_fn_ = std::move(f); }
+  void set_eval_fn(EvalFn f) { eval_fn_ = std::move(f); }
+
+  /// Runs the evaluation function now (cfg.eval_every drives it inside run()) and logs its record.
+  void evaluate() {
+    if (!eval_fn_) return;
+    JsonObject o;
+    o.add("step", m_.step()).add("eval", true);
+    eval_fn_(m_, m_.step(), o);
+    log_.write(o);
+    last_eval_step_ = m_.step();
+    say("evaluation at step ", m_.step(), ": ", o.str());
+  }
 
   /// One optimisation step on the next batch. Throws redi::Error naming the step when the loss
   /// or the gradient is not finite; a non-finite loss is caught BEFORE the update, so the model
@@ -228,10 +245,12 @@ public:
         win = Window{};
         win_s = 0;
       }
+      if (cfg_.eval_every > 0 && s % cfg_.eval_every == 0) evaluate();
       if (cfg_.sample_every > 0 && s % cfg_.sample_every == 0 && s != cfg_.steps) write_grid();
       if (cfg_.ckpt_every > 0 && s % cfg_.ckpt_every == 0 && s != cfg_.steps) checkpoint();
     }
     if (win.n > 0 && cfg_.log_every > 0) log_window(win, win_s, 0.0);
+    if (cfg_.eval_every > 0 && last_eval_step_ != m_.step()) evaluate();
     if (cfg_.sample_every >= 0) write_grid();
     if (cfg_.ckpt_every >= 0) checkpoint();
     const double total = std::chrono::duration<double>(clock::now() - t0).count();
@@ -419,6 +438,8 @@ private:
   data::BatchSampler sampler_;
   JsonlLog log_;
   SampleFn sample_fn_;
+  EvalFn eval_fn_;
+  std::int64_t last_eval_step_ = -1;
   std::vector<float> xf_, zf_;
   std::vector<T> xt_, zt_;
   std::vector<int> y_;
