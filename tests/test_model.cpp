@@ -16,8 +16,9 @@ using namespace redi;
 
 namespace {
 
-ModelConfig tiny_config(int r, bool learn_sigma) {
+ModelConfig tiny_config(int r, bool learn_sigma, int feature_size = 0) {
   ModelConfig c;
+  c.feature_size = feature_size;
   c.input_size = 8;
   c.patch = 2;
   c.image_channels = 2;
@@ -46,9 +47,9 @@ struct Batch {
 template <class M>
 Batch make_batch(const M& m, int B, bool integer_t) {
   Batch b;
-  const std::size_t HW = std::size_t(m.height()) * m.width();
-  b.x = normals<double>(std::size_t(B) * m.channels_in() * HW, 1);
-  b.w = normals<double>(std::size_t(B) * m.channels_out() * HW, 2);
+  const std::size_t nin = std::size_t(m.config().input_elems()), nout = m.config().learn_sigma ? 2 * nin : nin;
+  b.x = normals<double>(std::size_t(B) * nin, 1);
+  b.w = normals<double>(std::size_t(B) * nout, 2);
   for (int i = 0; i < B; ++i) {
     b.t.push_back(integer_t ? double((137 * i + 11) % 1000) : 0.1 + 0.8 * i / double(B));
     b.y.push_back(i % (m.null_class() + 1));  // includes the null class
@@ -58,8 +59,8 @@ Batch make_batch(const M& m, int B, bool integer_t) {
 
 /// loss = sum(w .* model(x)); analytic gradient via backward(w); check every parameter.
 template <class F>
-void check_model_gradients(int r, bool learn_sigma, bool integer_t, double tol) {
-  Transformer<double, F> m(tiny_config(r, learn_sigma));
+void check_model_gradients(int r, bool learn_sigma, bool integer_t, double tol, int feature_size = 0) {
+  Transformer<double, F> m(tiny_config(r, learn_sigma, feature_size));
   m.layout().randomize(m.params().data(), 5, 0.3);
   const int B = 3;
   Batch b = make_batch(m, B, integer_t);
@@ -92,6 +93,86 @@ TEST(ModelGrad, SiTSeparate) { check_model_gradients<Separate>(3, false, false, 
 TEST(ModelGrad, DiTMergedLearnSigma) { check_model_gradients<Merged>(3, true, true, 1e-5); }
 TEST(ModelGrad, DiTSeparateLearnSigma) { check_model_gradients<Separate>(3, true, true, 1e-5); }
 TEST(ModelGrad, PlainSiT) { check_model_gradients<Merged>(0, false, false, 1e-5); }
+// Features on their own grid: 4x4 = the token grid of an 8x8 input at patch 2 (feature patch 1),
+// and 8x8 -> 4x4 is not the only choice: a 2x2 grid would need patch 1/2 and is rejected.
+TEST(ModelGrad, SiTMergedTokenGridFeatures) { check_model_gradients<Merged>(3, false, false, 1e-5, 4); }
+TEST(ModelGrad, DiTMergedLearnSigmaTokenGridFeatures) { check_model_gradients<Merged>(3, true, true, 1e-5, 4); }
+TEST(ModelGrad, SiTSeparateTokenGridFeatures) { check_model_gradients<Separate>(3, false, false, 1e-5, 4); }
+
+// Merged with features on the token grid == the fused (official-layout) Merged model fed the
+// same features nearest-upsampled to the image grid, when the fused weights are the
+// own-grid weights spread over each patch: W_fused[d, c, i, j] = W_z[d, c] / p^2 for the
+// feature channels (the patch sums p^2 equal values), one shared bias b_x + b_z, and the fused
+// final linear's rows for (i, j, c >= Cx) = the feature head's row c. Then the fused output's
+// feature channels are the own-grid output upsampled, and the image channels agree.
+TEST(Model, TokenGridFeaturesEqualFusedModelOnUpsampledFeatures) {
+  const int r = 3, fs = 4;
+  Transformer<double, Merged> own(tiny_config(r, false, fs)), fused(tiny_config(r, false));
+  own.layout().randomize(own.params().data(), 7, 0.3);
+  const ModelConfig c = fused.config();
+  const int Cx = c.image_channels, Cin = c.channels_in(), p = c.patch, H = c.input_size, D = c.width;
+  const auto& lo = own.layout();
+  const auto& lf = fused.layout();
+  const double* P = own.params().data();
+  std::vector<double> F(fused.params().to_host());
+  // everything shared by name and shape (blocks, embedders of t and y, final adaLN)
+  for (const auto& e : lf.entries)
+    if (const ParamEntry* o = lo.find(e.name); o && o->shape == e.shape)
+      std::copy_n(P + o->offset, e.numel(), F.data() + e.offset);
+  for (int d = 0; d < D; ++d) {
+    for (int ch = 0; ch < Cin; ++ch)
+      for (int k = 0; k < p * p; ++k)
+        F[std::size_t(lf.xemb_w + (d * Cin + ch) * p * p + k)] =
+            ch < Cx ? P[lo.xemb_w + (d * Cx + ch) * p * p + k] : P[lo.zemb_w + d * r + (ch - Cx)] / (p * p);
+    F[std::size_t(lf.xemb_b + d)] = P[lo.xemb_b + d] + P[lo.zemb_b + d];
+  }
+  for (int ij = 0; ij < p * p; ++ij)
+    for (int ch = 0; ch < Cin; ++ch) {
+      const std::int64_t row = std::int64_t(ij) * Cin + ch;
+      const std::int64_t src_w = ch < Cx ? lo.flin_w + (std::int64_t(ij) * Cx + ch) * D : lo.zlin_w + std::int64_t(ch - Cx) * D;
+      std::copy_n(P + src_w, D, F.data() + lf.flin_w + row * D);
+      F[std::size_t(lf.flin_b + row)] = ch < Cx ? P[lo.flin_b + ij * Cx + ch] : P[lo.zlin_b + (ch - Cx)];
+    }
+  fused.params().from_host(F);
+  const int B = 2, HW = H * H, FF = fs * fs;
+  Batch b = make_batch(own, B, false);  // packed [x | z] on the 4x4 feature grid
+  std::vector<double> up(std::size_t(B) * Cin * HW);
+  for (int s = 0; s < B; ++s) {
+    const double* xs = b.x.data() + std::size_t(s) * (Cx * HW + r * FF);
+    std::copy_n(xs, Cx * HW, up.data() + std::size_t(s) * Cin * HW);
+    for (int ch = 0; ch < r; ++ch)
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < H; ++x)
+          up[std::size_t(s) * Cin * HW + std::size_t(Cx + ch) * HW + y * H + x] = xs[Cx * HW + ch * FF + (y / p) * fs + x / p];
+  }
+  std::vector<double> out_own(b.x.size()), out_fused(up.size());
+  own.forward(b.x.data(), b.t.data(), b.y.data(), B, out_own.data());
+  fused.forward(up.data(), b.t.data(), b.y.data(), B, out_fused.data());
+  double worst = 0, mag = 0;
+  for (int s = 0; s < B; ++s) {
+    const double* o = out_own.data() + std::size_t(s) * (Cx * HW + r * FF);
+    const double* f = out_fused.data() + std::size_t(s) * Cin * HW;
+    for (int i = 0; i < Cx * HW; ++i) worst = std::max(worst, std::abs(o[i] - f[i])), mag = std::max(mag, std::abs(f[i]));
+    for (int ch = 0; ch < r; ++ch)
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < H; ++x)
+          worst = std::max(worst, std::abs(f[(Cx + ch) * HW + y * H + x] - o[Cx * HW + ch * FF + (y / p) * fs + x / p]));
+  }
+  EXPECT_GT(mag, 1e-2);  // a non-trivial output
+  EXPECT_LT(worst, 1e-12);
+}
+
+TEST(Model, FeatureGridMustGiveWholePatches) {
+  ModelConfig c = tiny_config(3, false, 2);  // 8x8 at patch 2 -> 4x4 tokens; a 2x2 grid has no whole patch
+  EXPECT_THROW(c.validate(), Error);
+  c.feature_size = 4;
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.feature_patch(), 1);
+  EXPECT_TRUE(c.own_feature_grid());
+  EXPECT_EQ(c.input_elems(), 2 * 64 + 3 * 16);
+  c.feature_channels = 0;
+  EXPECT_FALSE(c.own_feature_grid());  // the plain model has no features to place
+}
 
 TEST(Model, ZeroInitGivesZeroOutput) {
   Transformer<float, Merged> m(tiny_config(3, false), cpu, 123);
@@ -223,8 +304,8 @@ TEST(Model, ArenaAllocatesOnceForRepeatedSteps) {
 /// (same kernels, same order), from an arena a fraction of the training one's size, and it does
 /// not disturb what a pending backward() needs.
 template <class F>
-void check_infer_matches_forward(bool learn_sigma) {
-  ModelConfig c = tiny_config(3, learn_sigma);
+void check_infer_matches_forward(bool learn_sigma, int feature_size = 0) {
+  ModelConfig c = tiny_config(3, learn_sigma, feature_size);
   c.depth = 3;
   Transformer<float, F> m(c, Cpu{}, 5);
   // Randomise the zero-initialised output layers so every path carries signal.
@@ -264,3 +345,4 @@ TEST(Model, InferMatchesForwardMerged) { check_infer_matches_forward<Merged>(fal
 TEST(Model, InferMatchesForwardMergedLearnSigma) { check_infer_matches_forward<Merged>(true); }
 TEST(Model, InferMatchesForwardSeparate) { check_infer_matches_forward<Separate>(false); }
 TEST(Model, InferMatchesForwardSeparateLearnSigma) { check_infer_matches_forward<Separate>(true); }
+TEST(Model, InferMatchesForwardMergedTokenGridFeatures) { check_infer_matches_forward<Merged>(true, 4); }

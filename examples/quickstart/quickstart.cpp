@@ -55,6 +55,9 @@ Everything is deterministic for a given thread count.
   --encoder E           supervised | dino (default supervised)
   --z-norm M            per-channel | relative | natural (default per-channel; see features.hpp)
   --z-scale X           scale of the normalised PCs (default 1)
+  --feature-grid G      image | token: the features resized to the 32x32 image grid and patchified
+                        like it (the paper's layout), or kept on the 8x8 token grid (one r-vector
+                        per token, own embedder and head; ModelConfig::feature_size) (default image)
   --steps N             SiT training steps (default 2000)
   --minutes M           wall-clock budget of this program in minutes (default 12.5); training
                         stops early, with a message, if it would not leave time to sample
@@ -107,8 +110,9 @@ struct Run {
 /// 0 when unconditional); known_z [N, r, H, W] holds the features (oracle) when non-null.
 void sample_images(Model& m, const Run& run, const std::vector<int>& labels, const float* known_z, float* out,
                    std::uint64_t seed, bool verbose) {
-  const int N = int(labels.size()), Cin = m.net().config().channels_in(), B = 125, r = Cin - 1;
-  const std::size_t per = std::size_t(Cin) * 32 * 32;
+  const redi::ModelConfig& mc = m.net().config();
+  const int N = int(labels.size()), B = 125, r = mc.feature_channels, F = mc.feature_grid();
+  const std::size_t per = std::size_t(mc.input_elems());  // packed [x | z]
   const auto t0 = clk::now();
   std::string g = run.guidance;
   if (g == "auto") g = run.conditional ? (run.r > 0 ? "cfg+rg" : "cfg") : (run.r > 0 ? "rg" : "none");
@@ -118,7 +122,7 @@ void sample_images(Model& m, const Run& run, const std::vector<int>& labels, con
     req.labels = labels.data() + s;
     req.seed = seed;
     req.first_index = std::uint64_t(s);
-    if (known_z) req.known_z = known_z + std::size_t(s) * std::size_t(r) * 32 * 32;
+    if (known_z) req.known_z = known_z + std::size_t(s) * std::size_t(r) * F * F;
     float* o = out + std::size_t(s) * per;
     auto with = [&]<class G>() {
       if (run.sampler == "euler") m.sample<redi::OdeEuler, G>(o, req, {.num_steps = run.sample_steps}, run.go);
@@ -137,10 +141,10 @@ void sample_images(Model& m, const Run& run, const std::vector<int>& labels, con
   }
 }
 
-/// The image channel of samples [N, Cin, 32, 32] as uint8 NHWC.
-std::vector<std::uint8_t> image_channel_u8(const std::vector<float>& gen, int N, int Cin) {
+/// The image channel of packed samples [N, per] (image first) as uint8 NHWC.
+std::vector<std::uint8_t> image_channel_u8(const std::vector<float>& gen, int N, std::size_t per) {
   std::vector<float> img(std::size_t(N) * 1024);
-  for (int i = 0; i < N; ++i) std::copy_n(gen.data() + std::size_t(i) * Cin * 1024, 1024, img.data() + std::size_t(i) * 1024);
+  for (int i = 0; i < N; ++i) std::copy_n(gen.data() + std::size_t(i) * per, 1024, img.data() + std::size_t(i) * 1024);
   return redi::io::to_uint8_nhwc(img.data(), N, 1, 32, 32);
 }
 
@@ -217,6 +221,8 @@ int run_main(const Args& a) {
   o.model.depth = int(a.integer("depth", 4, 1, 64));
   o.model.heads = int(a.integer("heads", 4, 1, 64));
   o.model.patch = int(a.integer("patch", 4, 1, 8));
+  const std::string feature_grid = a.choice("feature-grid", "image", {"image", "token"});
+  if (feature_grid == "token" && run.r > 0) o.model.feature_size = o.model.input_size / o.model.patch;
   o.loss.lambda_z = a.real("lambda-z", 1.0, 0.0, 100.0);
   o.loss.p_drop = run.plain ? 0.0 : a.real("p-drop", 0.2, 0.0, 1.0);
   o.loss.label_drop_prob = run.conditional ? 0.1 : 0.0;
@@ -267,6 +273,7 @@ int run_main(const Args& a) {
 
   // 3. train
   Model model(o);
+  const std::size_t per = std::size_t(o.model.input_elems());  // values per packed sample [x | z]
   std::cout << "[quickstart] " << (run.plain ? "plain SiT" : "ReDi SiT") << " Merged/FlowMatching, "
             << (run.conditional ? "class-conditional" : "unconditional") << ": width " << o.model.width << ", depth "
             << o.model.depth << ", patch " << o.model.patch << ", r = " << run.r << ", "
@@ -278,7 +285,7 @@ int run_main(const Args& a) {
   double fwd_s = 0;
   {
     const int rows = branches * 125;
-    std::vector<float> xin(std::size_t(rows) * (1 + run.r) * 1024, 0.f), tv(std::size_t(rows), 0.5f),
+    std::vector<float> xin(std::size_t(rows) * o.model.input_elems(), 0.f), tv(std::size_t(rows), 0.5f),
         outv(xin.size());
     std::vector<int> yv(std::size_t(rows), 0);
     model.ema().forward(xin.data(), tv.data(), yv.data(), rows, outv.data());  // warm-up (allocations)
@@ -306,12 +313,12 @@ int run_main(const Args& a) {
     trainer.set_eval_fn([&](Model& m, std::int64_t step, redi::train::JsonObject& rec) {
       const auto te = clk::now();
       const std::vector<int> y = balanced_labels(run.eval_samples, K);
-      std::vector<float> gen(std::size_t(run.eval_samples) * (1 + run.r) * 1024);
+      std::vector<float> gen(std::size_t(run.eval_samples) * per);
       sample_images(m, run, y, nullptr, gen.data(), run.seed + 1, false);
       char name[48];
       std::snprintf(name, sizeof name, "step_%07lld.npz", (long long)step);
       fs::create_directories(out / "evals");
-      const auto u8 = image_channel_u8(gen, run.eval_samples, 1 + run.r);
+      const auto u8 = image_channel_u8(gen, run.eval_samples, per);
       redi::io::save_sample_npz(out / "evals" / name, u8.data(), run.eval_samples, 32, 32, 1, y.data());
       rec.add("samples_file", (fs::path("evals") / name).string()).add("seconds", since(te));
     });
@@ -328,29 +335,29 @@ int run_main(const Args& a) {
   // 4. sample
   const int N = run.samples;
   const std::vector<int> labels = balanced_labels(N, K);
-  std::vector<float> gen(std::size_t(N) * (1 + run.r) * 1024);
+  std::vector<float> gen(std::size_t(N) * per);
   const auto t_sample = clk::now();
   sample_images(model, run, labels, nullptr, gen.data(), run.seed + 1, true);
   const double sample_s = since(t_sample);
-  const auto u8 = image_channel_u8(gen, N, 1 + run.r);
+  const auto u8 = image_channel_u8(gen, N, per);
   redi::io::save_sample_npz(out / "samples.npz", u8.data(), N, 32, 32, 1, labels.data());
   redi::io::write_png(out / "samples.png", redi::io::make_grid(u8.data(), std::min(N, 1000), 32, 32, 1, 50));
 
   // 4b. oracle: the image channel sampled with the features held to those of real reference images
   if (run.oracle) {
-    const int n = std::min(N, ref.n), g = feat.enc.config().grid();
+    const int n = std::min(N, ref.n), g = feat.enc.config().grid(), F = o.model.feature_grid();
     std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
     std::iota(idx.begin(), idx.end(), std::int64_t(0));
     const std::vector<float> zg = quickstart::model_features(feat, ref, idx, run.r);
-    std::vector<float> z(std::size_t(n) * run.r * 1024), og(std::size_t(n) * (1 + run.r) * 1024);
+    std::vector<float> z(std::size_t(n) * run.r * F * F), og(std::size_t(n) * per);
     for (int i = 0; i < n; ++i)
       redi::data::resize_bilinear(zg.data() + std::size_t(i) * run.r * g * g, run.r, g, g,
-                                  z.data() + std::size_t(i) * run.r * 1024, 32, 32);
+                                  z.data() + std::size_t(i) * run.r * F * F, F, F);
     std::vector<int> yo(static_cast<std::size_t>(n), 0);
     if (run.conditional)
       for (int i = 0; i < n; ++i) yo[std::size_t(i)] = ref.labels[std::size_t(i)];
     sample_images(model, run, yo, z.data(), og.data(), run.seed + 1, true);
-    const auto ou8 = image_channel_u8(og, n, 1 + run.r);
+    const auto ou8 = image_channel_u8(og, n, per);
     redi::io::save_sample_npz(out / "oracle_samples.npz", ou8.data(), n, 32, 32, 1, yo.data());
     redi::io::write_png(out / "oracle_samples.png", redi::io::make_grid(ou8.data(), std::min(n, 1000), 32, 32, 1, 50));
   }
@@ -373,6 +380,7 @@ int run_main(const Args& a) {
   redi::train::JsonObject ev;
   ev.add("variant", run.plain ? "plain" : "redi").add("conditional", run.conditional).add("r", run.r);
   ev.add("encoder", fset.encoder).add("z_norm", fset.z.mode).add("z_scale", fset.z.scale);
+  ev.add("feature_grid", feature_grid);
   ev.add("eval_split", run.eval_split).add("fd_feature_encoder", fd);
   if (run.conditional) ev.add("feature_encoder_class_accuracy", double(gen_correct) / N);
   ev.add("samples", N).add("reference_images", ref.n).add("steps_trained", model.step()).add("steps_requested", steps);
@@ -408,7 +416,7 @@ int main(int argc, char** argv) {
     const Args a(argc, argv,
                  {"steps", "minutes", "batch", "width", "depth", "heads", "patch", "lr", "lambda-z", "p-drop", "ema",
                   "sampler", "sample-steps", "guidance", "cfg", "rg", "samples", "eval-split", "eval-every",
-                  "eval-samples", "encoder", "z-norm", "z-scale", "r", "drop-zeroes", "encoder-steps", "seed", "out", "encoder-dir",
+                  "eval-samples", "encoder", "z-norm", "z-scale", "r", "drop-zeroes", "feature-grid", "encoder-steps", "seed", "out", "encoder-dir",
                   "data", "threads", "from"},
                  {"plain", "unconditional", "oracle", "drop-per-sample", "help"});
     if (a.flag("help")) {

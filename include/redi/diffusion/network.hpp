@@ -48,14 +48,19 @@ namespace diffusion {
 /// threads spin at the barrier while their partner is descheduled).
 inline constexpr long long kOmpMinWork = 1LL << 16;
 
-/// Sizes of the fused layout, read once from a network and checked.
+/// Sizes of the fused layout, read once from a network and checked. A sample is the packed
+/// [x (cx*h*w) | z (r*zh*zw)]: the features share the image grid (zh = h, zw = w: the
+/// channel-stacked [Cin, H, W]) unless the network reports its own feature grid through
+/// feature_height() / feature_width(). With learned sigma the output is [eps | v], each packed.
 struct Layout {
-  int cx = 0, cin = 0, cout = 0, h = 0, w = 0;
+  int cx = 0, cin = 0, cout = 0, h = 0, w = 0, zh = 0, zw = 0;
   bool learned_sigma = false;
   int hw() const { return h * w; }
   int r() const { return cin - cx; }
-  long long in_elems() const { return (long long)cin * h * w; }    // per sample
-  long long out_elems() const { return (long long)cout * h * w; }  // per sample
+  long long nx() const { return (long long)cx * h * w; }                   // image values per sample
+  long long nz() const { return (long long)(cin - cx) * zh * zw; }         // feature values per sample
+  long long in_elems() const { return nx() + nz(); }                       // per sample
+  long long out_elems() const { return learned_sigma ? 2 * in_elems() : in_elems(); }  // per sample
 };
 
 template <Network N>
@@ -66,6 +71,13 @@ Layout layout_of(N& net) {
   L.cout = int(net.channels_out());
   L.h = int(net.height());
   L.w = int(net.width());
+  L.zh = L.h;
+  L.zw = L.w;
+  if constexpr (requires { net.feature_height(); net.feature_width(); }) {
+    L.zh = int(net.feature_height());
+    L.zw = int(net.feature_width());
+    REDI_CHECK(L.zh > 0 && L.zw > 0, "network: feature_height/feature_width must be positive");
+  }
   REDI_CHECK(L.cx > 0 && L.cx <= L.cin, "network: image_channels()=", L.cx,
              " must be in [1, channels_in()=", L.cin, "]");
   REDI_CHECK(L.cout == L.cin || L.cout == 2 * L.cin, "network: channels_out()=", L.cout,

@@ -20,12 +20,28 @@ struct ModelConfig {
   int num_classes = 1000;     // the label table has num_classes + 1 rows (last = null / CFG)
   bool learn_sigma = false;   // DiT: doubles the outputs (variance interpolation values)
   int freq_dim = 256;         // timestep sinusoid size
+  /// Spatial size of the feature grid z [r, F, F]. 0 (default) = input_size: the features are
+  /// resized to the latent grid and patchified like the image (the paper's layout, official
+  /// checkpoints). A coarser grid gives the features their own patch size
+  /// feature_patch() = patch * F / input_size (F = input_size / patch: one feature vector per
+  /// token, no interpolated copies); the two modalities then have separate embedders and
+  /// output heads whose contributions are summed (Merged) or concatenated (Separate), and the
+  /// network's input/output per sample is the packed [x (Cx*H*W) | z (r*F*F)] (docs/models.md).
+  int feature_size = 0;
 
   int grid() const { return input_size / patch; }
   int tokens() const { return grid() * grid(); }          // L per modality
   int channels_in() const { return image_channels + feature_channels; }
   int channels_out() const { return learn_sigma ? 2 * channels_in() : channels_in(); }
   int head_dim() const { return width / heads; }
+  int feature_grid() const { return feature_size > 0 ? feature_size : input_size; }  // F
+  int feature_patch() const { return patch * feature_grid() / input_size; }          // p_z
+  /// Whether image and features have separate embedders/heads at different grids.
+  bool own_feature_grid() const { return feature_channels > 0 && feature_grid() != input_size; }
+  /// Values per sample of the network input: Cx*H*W + r*F*F (the output has 1x or 2x this).
+  long long input_elems() const {
+    return (long long)image_channels * input_size * input_size + (long long)feature_channels * feature_grid() * feature_grid();
+  }
   int null_class() const { return num_classes; }
 
   /// Throws redi::Error naming the first inconsistent field.
@@ -44,6 +60,11 @@ struct ModelConfig {
     REDI_CHECK(num_classes >= 1, "ModelConfig: num_classes must be >= 1 (1 = unconditional)");
     REDI_CHECK(freq_dim % 2 == 0, "ModelConfig: freq_dim must be even");
     REDI_CHECK(mlp_ratio >= 1, "ModelConfig: mlp_ratio must be >= 1");
+    REDI_CHECK(feature_size >= 0 && feature_size <= input_size, "ModelConfig: feature_size ", feature_size,
+               " must be in [0, input_size = ", input_size, "] (0: the input grid)");
+    REDI_CHECK(feature_size == 0 || (patch * feature_size) % input_size == 0, "ModelConfig: feature_size ",
+               feature_size, " gives no whole feature patch (patch * feature_size / input_size = ", patch, " * ",
+               feature_size, " / ", input_size, "); use input_size / patch (one feature vector per token) or input_size");
   }
 
   /// "S/2", "B/4", "XL/2", ... (DiT/SiT presets); other fields keep their values.

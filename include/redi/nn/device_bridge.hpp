@@ -53,6 +53,8 @@ public:
   int image_channels() const { return net().image_channels(); }
   int height() const { return net().height(); }
   int width() const { return net().width(); }
+  int feature_height() const { return net().feature_height(); }
+  int feature_width() const { return net().feature_width(); }
   int null_class() const { return net().null_class(); }
 
   /// Training forward (the device network keeps its activations for backward()).
@@ -77,12 +79,8 @@ public:
   }
 
 private:
-  std::int64_t in_elems() const {
-    return std::int64_t(net().channels_in()) * net().height() * net().width();
-  }
-  std::int64_t out_elems() const {
-    return std::int64_t(net().channels_out()) * net().height() * net().width();
-  }
+  std::int64_t in_elems() const { return std::int64_t(net().config().input_elems()); }  // packed [x | z]
+  std::int64_t out_elems() const { return net().channels_out() == net().channels_in() ? in_elems() : 2 * in_elems(); }
 
   void ensure(int B) {
     REDI_CHECK(B > 0, "DeviceBridge: batch size must be > 0, got ", B);

@@ -59,7 +59,9 @@ struct ParamLayout {
       L.total += s.numel();
       return off;
     };
-    const bool separate = std::same_as<F, Separate>;
+    // Separate embedders and heads: Separate fusion, or features on their own grid.
+    const bool separate = std::same_as<F, Separate> || c.own_feature_grid();
+    const std::int64_t pz = c.feature_patch();
     const int cx_out = c.learn_sigma ? 2 * c.image_channels : c.image_channels;
     const int cz_out = c.learn_sigma ? 2 * c.feature_channels : c.feature_channels;
     if (separate) {
@@ -67,7 +69,7 @@ struct ParamLayout {
                  "Separate fusion needs feature_channels > 0 (r = 0 is the plain model: use Merged)");
       L.xemb_w = add("x_embedder.proj.weight", Shape{D, c.image_channels, p, p}, Init::XavierUniform);
       L.xemb_b = add("x_embedder.proj.bias", Shape{D}, Init::Zero);
-      L.zemb_w = add("z_embedder.proj.weight", Shape{D, c.feature_channels, p, p}, Init::XavierUniform);
+      L.zemb_w = add("z_embedder.proj.weight", Shape{D, c.feature_channels, pz, pz}, Init::XavierUniform);
       L.zemb_b = add("z_embedder.proj.bias", Shape{D}, Init::Zero);
     } else {
       L.xemb_w = add("x_embedder.proj.weight", Shape{D, c.channels_in(), p, p}, Init::XavierUniform);
@@ -98,8 +100,8 @@ struct ParamLayout {
     if (separate) {
       L.flin_w = add("final_layer.linear.weight", Shape{p * p * cx_out, D}, Init::Zero);
       L.flin_b = add("final_layer.linear.bias", Shape{p * p * cx_out}, Init::Zero);
-      L.zlin_w = add("final_layer.z_linear.weight", Shape{p * p * cz_out, D}, Init::Zero);
-      L.zlin_b = add("final_layer.z_linear.bias", Shape{p * p * cz_out}, Init::Zero);
+      L.zlin_w = add("final_layer.z_linear.weight", Shape{pz * pz * cz_out, D}, Init::Zero);
+      L.zlin_b = add("final_layer.z_linear.bias", Shape{pz * pz * cz_out}, Init::Zero);
     } else {
       L.flin_w = add("final_layer.linear.weight", Shape{p * p * c.channels_out(), D}, Init::Zero);
       L.flin_b = add("final_layer.linear.bias", Shape{p * p * c.channels_out()}, Init::Zero);

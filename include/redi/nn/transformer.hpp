@@ -13,6 +13,9 @@
 // Input  [B, Cx + r, H, W] (image channels first, then feature channels), t [B] (time_type:
 // fp32 under BF16Mixed, so DDPM's integer steps stay exact), labels [B].
 // Output [B, Cout, H, W], Cout = Cx + r, or 2 (Cx + r) with learn_sigma ([eps | v], x then z in each).
+// With features on their own grid F (ModelConfig::feature_size) a sample is the packed
+// [x (Cx*H*W) | z (r*F*F)] in and out (learn_sigma: [eps_x eps_z | v_x v_z]); the image and the
+// features then have their own embedders (patch p and feature_patch()) and output heads.
 #pragma once
 #include <concepts>
 #include <cstdint>
@@ -92,6 +95,8 @@ public:
   int feature_channels() const { return cfg_.feature_channels; }
   int height() const { return cfg_.input_size; }
   int width() const { return cfg_.input_size; }
+  int feature_height() const { return cfg_.feature_grid(); }
+  int feature_width() const { return cfg_.feature_grid(); }
   int null_class() const { return cfg_.null_class(); }
   const ModelConfig& config() const { return cfg_; }
   const Dev& context() const { return ctx_; }
@@ -141,24 +146,32 @@ public:
     auto& a = a_;
     auto& s = scratch_;
     // --- final layer
-    if constexpr (std::same_as<F, Merged>) {
+    if (!split()) {
       const int Co = cfg_.channels_out();
       ops::unpatchify_backward(ctx_, a.dotok_x, dout, B, Co, Hs, Hs, p);
       ops::linear_backward(ctx_, a.dmf, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mf,
                            P + layout_.flin_w, int(BL), D, p * p * Co);
     } else {
-      const int cxo = cx_out(), czo = cz_out();
+      const int cxo = cx_out(), czo = cz_out(), Fz = cfg_.feature_grid(), pz = cfg_.feature_patch();
       out_to_heads(a, dout, B);
       ops::unpatchify_backward(ctx_, a.dotok_x, a.img_x, B, cxo, Hs, Hs, p);
-      ops::unpatchify_backward(ctx_, a.dotok_z, a.img_z, B, czo, Hs, Hs, p);
-      ops::linear_backward(ctx_, a.dmfx, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mfx,
-                           P + layout_.flin_w, int(BL), D, p * p * cxo);
-      ops::linear_backward(ctx_, a.dmfz, Gp + layout_.zlin_w, Gp + layout_.zlin_b, a.dotok_z, a.mfz,
-                           P + layout_.zlin_w, int(BL), D, p * p * czo);
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.dmf + std::int64_t(b) * S_ * D, a.dmfx + std::int64_t(b) * L * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.dmf + (std::int64_t(b) * S_ + L) * D, a.dmfz + std::int64_t(b) * L * D,
-                  std::int64_t(L) * D);
+      ops::unpatchify_backward(ctx_, a.dotok_z, a.img_z, B, czo, Fz, Fz, pz);
+      if constexpr (kSeparate) {
+        ops::linear_backward(ctx_, a.dmfx, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mfx,
+                             P + layout_.flin_w, int(BL), D, p * p * cxo);
+        ops::linear_backward(ctx_, a.dmfz, Gp + layout_.zlin_w, Gp + layout_.zlin_b, a.dotok_z, a.mfz,
+                             P + layout_.zlin_w, int(BL), D, pz * pz * czo);
+        for (int b = 0; b < B; ++b) {
+          ops::copy(ctx_, a.dmf + std::int64_t(b) * S_ * D, a.dmfx + std::int64_t(b) * L * D, std::int64_t(L) * D);
+          ops::copy(ctx_, a.dmf + (std::int64_t(b) * S_ + L) * D, a.dmfz + std::int64_t(b) * L * D,
+                    std::int64_t(L) * D);
+        }
+      } else {  // Merged, two heads on the same tokens: their input gradients add
+        ops::linear_backward(ctx_, a.dmf, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mf,
+                             P + layout_.flin_w, int(BL), D, p * p * cxo);
+        ops::linear_backward(ctx_, a.dmfz, Gp + layout_.zlin_w, Gp + layout_.zlin_b, a.dotok_z, a.mf,
+                             P + layout_.zlin_w, int(BL), D, pz * pz * czo);
+        ops::add_inplace(ctx_, a.dmf, a.dmfz, BL * D);
       }
     }
     ops::modulate_backward(ctx_, s.dtmp, a.dmodf, a.dmodf + D, a.dmf, a.lnf, a.modf + D, B, S_, D, 2 * D);
@@ -177,19 +190,26 @@ public:
     ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.t0_w, Gp + layout_.t0_b, a.dt1,
                          a.tfreq, P + layout_.t0_w, B, cfg_.freq_dim, D);
     // --- token embedding (no gradient to the input)
-    if constexpr (std::same_as<F, Merged>) {
+    if (!split()) {
       ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.dh,
                            a.tok_x, P + layout_.xemb_w, int(BL), cfg_.channels_in() * p * p, D);
     } else {
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.hx + std::int64_t(b) * L * D, a.dh + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.hz + std::int64_t(b) * L * D, a.dh + (std::int64_t(b) * S_ + L) * D,
-                  std::int64_t(L) * D);
+      const int pz = cfg_.feature_patch();
+      const T* dhx = a.dh;  // Merged: both embeddings were added into the same tokens
+      const T* dhz = a.dh;
+      if constexpr (kSeparate) {
+        for (int b = 0; b < B; ++b) {
+          ops::copy(ctx_, a.hx + std::int64_t(b) * L * D, a.dh + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
+          ops::copy(ctx_, a.hz + std::int64_t(b) * L * D, a.dh + (std::int64_t(b) * S_ + L) * D,
+                    std::int64_t(L) * D);
+        }
+        dhx = a.hx;
+        dhz = a.hz;
       }
-      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.hx,
+      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, dhx,
                            a.tok_x, P + layout_.xemb_w, int(BL), Cx * p * p, D);
-      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.zemb_w, Gp + layout_.zemb_b, a.hz,
-                           a.tok_z, P + layout_.zemb_w, int(BL), r * p * p, D);
+      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.zemb_w, Gp + layout_.zemb_b, dhz,
+                           a.tok_z, P + layout_.zemb_w, int(BL), r * pz * pz, D);
     }
   }
 
@@ -208,6 +228,9 @@ private:
     int* labels;  // the last forward's labels, for the embedding's backward
   };
 
+  static constexpr bool kSeparate = std::same_as<F, Separate>;
+  /// Separate embedders and heads for image and features (Separate fusion, or own feature grid).
+  bool split() const { return kSeparate || cfg_.own_feature_grid(); }
   int seq() const { return cfg_.tokens() * F::sequence_factor; }
   int cx_out() const { return cfg_.learn_sigma ? 2 * cfg_.image_channels : cfg_.image_channels; }
   int cz_out() const { return cfg_.learn_sigma ? 2 * cfg_.feature_channels : cfg_.feature_channels; }
@@ -252,30 +275,40 @@ private:
     const std::int64_t BL = std::int64_t(B) * L;
     const nn::BlockDims dims = dims_for(B);
     // --- embed tokens
-    if constexpr (std::same_as<F, Merged>) {
+    if (!split()) {
       const int Cin = cfg_.channels_in();
       ops::patchify_forward(ctx_, a.tok_x, x, B, Cin, Hs, Hs, p);
       ops::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
                           Cin * p * p, D);
       ops::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
     } else {
-      const int Cin = cfg_.channels_in();
-      for (int b = 0; b < B; ++b) {
-        const T* xb = x + std::int64_t(b) * Cin * HW;
+      const int Fz = cfg_.feature_grid(), pz = cfg_.feature_patch();
+      const std::int64_t nin = cfg_.input_elems();
+      for (int b = 0; b < B; ++b) {  // the packed sample [x | z]
+        const T* xb = x + std::int64_t(b) * nin;
         ops::patchify_forward(ctx_, a.tok_x + std::int64_t(b) * L * Cx * p * p, xb, 1, Cx, Hs, Hs, p);
-        ops::patchify_forward(ctx_, a.tok_z + std::int64_t(b) * L * r * p * p, xb + Cx * HW, 1, r,
-                              Hs, Hs, p);
+        ops::patchify_forward(ctx_, a.tok_z + std::int64_t(b) * L * r * pz * pz, xb + Cx * HW, 1, r,
+                              Fz, Fz, pz);
       }
-      ops::linear_forward(ctx_, a.hx, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
-                          Cx * p * p, D);
-      ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
-                          r * p * p, D);
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.h0 + std::int64_t(b) * S_ * D, a.hx + std::int64_t(b) * L * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.h0 + (std::int64_t(b) * S_ + L) * D, a.hz + std::int64_t(b) * L * D,
-                  std::int64_t(L) * D);
+      if constexpr (kSeparate) {  // [x tokens ; z tokens], each half with the position table
+        ops::linear_forward(ctx_, a.hx, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+                            Cx * p * p, D);
+        ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
+                            r * pz * pz, D);
+        for (int b = 0; b < B; ++b) {
+          ops::copy(ctx_, a.h0 + std::int64_t(b) * S_ * D, a.hx + std::int64_t(b) * L * D, std::int64_t(L) * D);
+          ops::copy(ctx_, a.h0 + (std::int64_t(b) * S_ + L) * D, a.hz + std::int64_t(b) * L * D,
+                    std::int64_t(L) * D);
+        }
+        ops::add_broadcast(ctx_, a.h0, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
+      } else {  // Merged: h = x W_x + z W_z (+ positions)
+        ops::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+                            Cx * p * p, D);
+        ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
+                            r * pz * pz, D);
+        ops::add_inplace(ctx_, a.h0, a.hz, BL * D);
+        ops::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
       }
-      ops::add_broadcast(ctx_, a.h0, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
     }
     // --- conditioning c = t_emb + y_emb, sc = SiLU(c)
     if constexpr (std::same_as<T, S>) {
@@ -306,45 +339,50 @@ private:
     ops::linear_forward(ctx_, a.modf, a.sc, P + layout_.fada_w, P + layout_.fada_b, B, D, 2 * D);
     ops::layernorm_forward(ctx_, a.lnf, a.meanf, a.rstdf, a.hN, B * S_, D);
     ops::modulate_forward(ctx_, a.mf, a.lnf, a.modf, a.modf + D, B, S_, D, 2 * D);
-    if constexpr (std::same_as<F, Merged>) {
+    if (!split()) {
       const int Co = cfg_.channels_out();
       ops::linear_forward(ctx_, a.otok_x, a.mf, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
                           p * p * Co);
       ops::unpatchify_forward(ctx_, out, a.otok_x, B, Co, Hs, Hs, p);
     } else {
-      const int cxo = cx_out(), czo = cz_out();
-      for (int b = 0; b < B; ++b) {  // gather the x-token and z-token halves
-        ops::copy(ctx_, a.mfx + std::int64_t(b) * L * D, a.mf + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.mfz + std::int64_t(b) * L * D, a.mf + (std::int64_t(b) * S_ + L) * D,
-                  std::int64_t(L) * D);
+      const int cxo = cx_out(), czo = cz_out(), Fz = cfg_.feature_grid(), pz = cfg_.feature_patch();
+      const T* mx = a.mf;  // Merged: both heads read the same tokens
+      const T* mz = a.mf;
+      if constexpr (kSeparate) {
+        for (int b = 0; b < B; ++b) {  // gather the x-token and z-token halves
+          ops::copy(ctx_, a.mfx + std::int64_t(b) * L * D, a.mf + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
+          ops::copy(ctx_, a.mfz + std::int64_t(b) * L * D, a.mf + (std::int64_t(b) * S_ + L) * D,
+                    std::int64_t(L) * D);
+        }
+        mx = a.mfx;
+        mz = a.mfz;
       }
-      ops::linear_forward(ctx_, a.otok_x, a.mfx, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
+      ops::linear_forward(ctx_, a.otok_x, mx, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
                           p * p * cxo);
-      ops::linear_forward(ctx_, a.otok_z, a.mfz, P + layout_.zlin_w, P + layout_.zlin_b, int(BL), D,
-                          p * p * czo);
+      ops::linear_forward(ctx_, a.otok_z, mz, P + layout_.zlin_w, P + layout_.zlin_b, int(BL), D,
+                          pz * pz * czo);
       ops::unpatchify_forward(ctx_, a.img_x, a.otok_x, B, cxo, Hs, Hs, p);
-      ops::unpatchify_forward(ctx_, a.img_z, a.otok_z, B, czo, Hs, Hs, p);
+      ops::unpatchify_forward(ctx_, a.img_z, a.otok_z, B, czo, Fz, Fz, pz);
       heads_to_out(a, out, B);
     }
   }
 
-  /// Separate fusion: place the two heads' images (img_x [B, cxo, H, W], img_z [B, czo, H, W])
-  /// into out [B, Cout, H, W] = [eps_x eps_z | v_x v_z] (learn_sigma adds the second half), and
-  /// the reverse gather for the backward pass.
+  /// Separate heads: place the two heads' images (img_x [B, cxo, H, W], img_z [B, czo, F, F])
+  /// into the packed out [B, nout] = [eps_x eps_z | v_x v_z] (learn_sigma adds the second half),
+  /// and the reverse gather for the backward pass.
   template <class Fn>
   void for_each_head_block(const Acts& a, int B, Fn&& fn) const {
-    const int Cx = cfg_.image_channels, r = cfg_.feature_channels, Cin = Cx + r;
-    const int Co = cfg_.channels_out(), cxo = cx_out(), czo = cz_out();
+    const int Cx = cfg_.image_channels, r = cfg_.feature_channels, cxo = cx_out(), czo = cz_out();
     const std::int64_t HW = std::int64_t(cfg_.input_size) * cfg_.input_size;
-    auto blk = [&](T* img, int cimg, int c0, int n, int oc0, int b) {
-      fn(img + (std::int64_t(b) * cimg + c0) * HW, (std::int64_t(b) * Co + oc0) * HW, n * HW);
-    };
+    const std::int64_t FF = std::int64_t(cfg_.feature_grid()) * cfg_.feature_grid();
+    const std::int64_t nin = cfg_.input_elems(), nout = cfg_.learn_sigma ? 2 * nin : nin, nx = Cx * HW;
     for (int b = 0; b < B; ++b) {
-      blk(a.img_x, cxo, 0, Cx, 0, b);
-      blk(a.img_z, czo, 0, r, Cx, b);
+      const std::int64_t o = std::int64_t(b) * nout;
+      fn(a.img_x + std::int64_t(b) * cxo * HW, o, nx);
+      fn(a.img_z + std::int64_t(b) * czo * FF, o + nx, r * FF);
       if (cfg_.learn_sigma) {
-        blk(a.img_x, cxo, Cx, Cx, Cin, b);
-        blk(a.img_z, czo, r, r, Cin + Cx, b);
+        fn(a.img_x + (std::int64_t(b) * cxo + Cx) * HW, o + nin, nx);
+        fn(a.img_z + (std::int64_t(b) * czo + r) * FF, o + nin + nx, r * FF);
       }
     }
   }
@@ -374,6 +412,7 @@ private:
     const int Cx = cfg_.image_channels, r = cfg_.feature_channels;
     const std::int64_t BL = std::int64_t(B) * L, ND = d.N() * D, BD = std::int64_t(B) * D;
     const std::int64_t HW = std::int64_t(Hs) * Hs, BS = std::int64_t(B) * seq();
+    const std::int64_t pz = cfg_.feature_patch(), FF = std::int64_t(cfg_.feature_grid()) * cfg_.feature_grid();
     for (int pass = 0; pass < 2; ++pass) {
       std::int64_t off = 0, off_s = 0;
       auto grab = [&](std::int64_t n) -> T* {
@@ -387,12 +426,12 @@ private:
         return pass == 0 ? nullptr : aux.data() + start;
       };
       Acts a;
-      if constexpr (std::same_as<F, Merged>) {
+      if (!split()) {
         a.tok_x = grab(BL * cfg_.channels_in() * p * p);
       } else {
         a.tok_x = grab(BL * Cx * p * p);
-        a.tok_z = grab(BL * r * p * p);
-        a.hx = grab(BL * D);
+        a.tok_z = grab(BL * r * pz * pz);
+        if (kSeparate) a.hx = grab(BL * D);
         a.hz = grab(BL * D);
       }
       a.tfreq = grab(std::int64_t(B) * cfg_.freq_dim);
@@ -404,16 +443,17 @@ private:
       a.hN = grab(ND);
       a.modf = grab(2 * BD); a.lnf = grab(ND); a.meanf = grab_s(BS); a.rstdf = grab_s(BS);
       a.mf = grab(ND);
-      if constexpr (std::same_as<F, Merged>) {
+      if (!split()) {
         a.otok_x = grab(BL * p * p * cfg_.channels_out());
         if (train) a.dotok_x = grab(BL * p * p * cfg_.channels_out());
       } else {
-        a.mfx = grab(BL * D); a.mfz = grab(BL * D);
-        a.otok_x = grab(BL * p * p * cx_out()); a.otok_z = grab(BL * p * p * cz_out());
-        a.img_x = grab(std::int64_t(B) * cx_out() * HW); a.img_z = grab(std::int64_t(B) * cz_out() * HW);
+        if (kSeparate) { a.mfx = grab(BL * D); a.mfz = grab(BL * D); }
+        a.otok_x = grab(BL * p * p * cx_out()); a.otok_z = grab(BL * pz * pz * cz_out());
+        a.img_x = grab(std::int64_t(B) * cx_out() * HW); a.img_z = grab(std::int64_t(B) * cz_out() * FF);
         if (train) {
-          a.dmfx = grab(BL * D); a.dmfz = grab(BL * D);
-          a.dotok_x = grab(BL * p * p * cx_out()); a.dotok_z = grab(BL * p * p * cz_out());
+          if (kSeparate) a.dmfx = grab(BL * D);
+          a.dmfz = grab(BL * D);
+          a.dotok_x = grab(BL * p * p * cx_out()); a.dotok_z = grab(BL * pz * pz * cz_out());
         }
       }
       if (train) {

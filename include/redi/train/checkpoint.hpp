@@ -43,6 +43,7 @@ inline JsonObject to_json(const ModelConfig& c) {
   o.add("feature_channels", c.feature_channels).add("depth", c.depth).add("width", c.width);
   o.add("heads", c.heads).add("mlp_ratio", c.mlp_ratio).add("num_classes", c.num_classes);
   o.add("learn_sigma", c.learn_sigma).add("freq_dim", c.freq_dim);
+  if (c.feature_size != 0) o.add("feature_size", c.feature_size);  // absent: the input grid
   return o;
 }
 
@@ -64,6 +65,11 @@ inline ModelConfig model_config_from_json(const std::string& text, const std::st
   const json::Value* ls = v.find("learn_sigma");
   REDI_CHECK(ls && ls->is_bool(), what, ": model configuration has no boolean 'learn_sigma'");
   c.learn_sigma = ls->as_bool();
+  if (const json::Value* fs = v.find("feature_size")) {  // optional (older checkpoints: the input grid)
+    std::int64_t i = 0;
+    REDI_CHECK(fs->int64(i), what, ": model configuration's 'feature_size' is not an integer");
+    c.feature_size = int(i);
+  }
   c.validate();
   return c;
 }

@@ -57,22 +57,25 @@ struct TrainSet {
                  " outside [0, ", num_classes, ")");
   }
 
-  /// Batch of samples idx: x -> xb [B, cx, h, w], z -> zb [B, r, h, w] (resized), labels -> yb.
+  /// Batch of samples idx: x -> xb [B, cx, h, w], z -> zb [B, r, fh, fw] (resized bilinearly
+  /// from zh x zw when the sizes differ; fh = fw = 0: the image grid h x w), labels -> yb.
   /// With aug.flip, sample i is mirrored (x and z alike) when data::flip_decision says so.
-  void gather(std::span<const std::int64_t> idx, const data::Augment& aug, float* xb, float* zb, int* yb) const {
-    const std::size_t xs = std::size_t(cx) * h * w, zs = std::size_t(r) * zh * zw, zo = std::size_t(r) * h * w;
+  void gather(std::span<const std::int64_t> idx, const data::Augment& aug, float* xb, float* zb, int* yb,
+              int fh = 0, int fw = 0) const {
+    if (fh <= 0 || fw <= 0) fh = h, fw = w;
+    const std::size_t xs = std::size_t(cx) * h * w, zs = std::size_t(r) * zh * zw, zo = std::size_t(r) * fh * fw;
     for (std::size_t b = 0; b < idx.size(); ++b) {
       const std::int64_t i = idx[b];
       REDI_CHECK(i >= 0 && i < n, name, ": sample index ", i, " outside [0, ", n, ")");
       std::copy_n(x.data() + std::size_t(i) * xs, xs, xb + b * xs);
       if (r > 0) {
-        if (zh == h && zw == w) std::copy_n(z.data() + std::size_t(i) * zs, zs, zb + b * zo);
-        else data::resize_bilinear(z.data() + std::size_t(i) * zs, r, zh, zw, zb + b * zo, h, w);
+        if (zh == fh && zw == fw) std::copy_n(z.data() + std::size_t(i) * zs, zs, zb + b * zo);
+        else data::resize_bilinear(z.data() + std::size_t(i) * zs, r, zh, zw, zb + b * zo, fh, fw);
       }
       yb[b] = labels[std::size_t(i)];
       if (aug.flip && data::flip_decision(aug.seed, aug.epoch, std::uint64_t(i))) {
-        mirror(xb + b * xs, cx);
-        if (r > 0) mirror(zb + b * zo, r);
+        mirror(xb + b * xs, cx, h, w);
+        if (r > 0) mirror(zb + b * zo, r, fh, fw);
       }
     }
   }
@@ -97,11 +100,11 @@ struct TrainSet {
   }
 
 private:
-  void mirror(float* p, int planes) const {
+  static void mirror(float* p, int planes, int ph, int pw) {
     for (int c = 0; c < planes; ++c)
-      for (int y = 0; y < h; ++y) {
-        float* row = p + (std::size_t(c) * h + y) * w;
-        std::reverse(row, row + w);
+      for (int y = 0; y < ph; ++y) {
+        float* row = p + (std::size_t(c) * ph + y) * pw;
+        std::reverse(row, row + pw);
       }
   }
 };
@@ -157,7 +160,7 @@ public:
                " classes, the model's label table ", mc.num_classes);
     const std::size_t B = std::size_t(cfg_.batch);
     xf_.resize(B * data_.cx * data_.h * data_.w);
-    zf_.resize(B * data_.r * data_.h * data_.w);
+    zf_.resize(B * data_.r * mc.feature_grid() * mc.feature_grid());
     y_.resize(B);
     if constexpr (!std::is_same_v<T, float>) { xt_.resize(xf_.size()); zt_.resize(zf_.size()); }
     sample_fn_ = default_sample_fn();
@@ -189,7 +192,9 @@ public:
   StepRecord step() {
     const auto draw = sampler_.next();
     const int B = int(draw.indices.size());
-    data_.gather(draw.indices, data::Augment{cfg_.hflip, cfg_.data_seed, draw.epoch}, xf_.data(), zf_.data(), y_.data());
+    const int fg = m_.net().config().feature_grid();
+    data_.gather(draw.indices, data::Augment{cfg_.hflip, cfg_.data_seed, draw.epoch}, xf_.data(), zf_.data(), y_.data(),
+                 fg, fg);
     const T* x = xf_ptr();
     const T* z = data_.r > 0 ? zf_ptr() : nullptr;
     const std::int64_t s = m_.step() + 1;
@@ -307,8 +312,9 @@ public:
     const ModelConfig& mc = m_.net().config();
     if (cfg_.out_dir.empty() || cfg_.grid_samples <= 0 || !sample_fn_) return {};
     if (mc.image_channels != 1 && mc.image_channels != 3) return {};  // latents: no direct picture
-    const int G = cfg_.grid_samples, Cin = mc.channels_in(), H = mc.input_size;
-    std::vector<T> out(std::size_t(G) * Cin * H * H);
+    const int G = cfg_.grid_samples, H = mc.input_size;
+    const std::size_t per = std::size_t(mc.input_elems());  // packed [x | z] per sample
+    std::vector<T> out(std::size_t(G) * per);
     std::vector<int> labels(static_cast<std::size_t>(G));
     for (int i = 0; i < G; ++i) labels[std::size_t(i)] = i % std::max(1, data_.num_classes);
     SampleRequest req;
@@ -317,7 +323,7 @@ public:
     std::vector<float> x(std::size_t(G) * mc.image_channels * H * H);
     for (int b = 0; b < G; ++b)
       for (std::size_t e = 0; e < std::size_t(mc.image_channels) * H * H; ++e)
-        x[std::size_t(b) * mc.image_channels * H * H + e] = float(out[std::size_t(b) * Cin * H * H + e]);
+        x[std::size_t(b) * mc.image_channels * H * H + e] = float(out[std::size_t(b) * per + e]);
     char name[48];
     std::snprintf(name, sizeof name, "step_%07lld.png", (long long)m_.step());
     const auto path = std::filesystem::path(cfg_.out_dir) / "samples" / name;
