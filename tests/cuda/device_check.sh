@@ -103,7 +103,7 @@ if ((DRY)); then BUILD="${BUILD:-$ROOT/build-devcheck-dry}"; FRESH="${FRESH:-1}"
 mkdir -p "$(dirname "$BUILD")"
 BUILD="$(cd "$(dirname "$BUILD")" && pwd)/$(basename "$BUILD")"
 DEPS="$(mkdir -p "$DEPS" && cd "$DEPS" && pwd)"
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-$(command -v python3 || command -v python || echo python3)}"
 ORIG_LD="${LD_LIBRARY_PATH:-}"
 
 # ---- output: the summary and the log archive, both rewritten as the check goes
@@ -488,8 +488,8 @@ for b in json.load(open(sys.argv[1])).get("benchmarks", []):
 
   if has_stage torch; then
     script="$ROOT/tests/cuda/pytorch_reference_step.py"
-    TPY=""  # the first Python that imports torch (PYTHON, python3, the system's)
-    for cand in ${PYTHON:-} python3 /usr/bin/python3; do
+    TPY=""  # the first Python that imports torch (PYTHON, python3, python, the system's)
+    for cand in ${PYTHON:-} python3 python /usr/bin/python3; do
       if [[ -z "$TPY" ]] && command -v "$cand" > /dev/null && t=$(budget 60) && ((t >= MIN_STAGE)) \
          && timeout "$t" env LD_LIBRARY_PATH="$ORIG_LD" "$cand" -c 'import torch' > /dev/null 2>&1; then
         TPY="$cand"
@@ -498,7 +498,7 @@ for b in json.load(open(sys.argv[1])).get("benchmarks", []):
     if t=$(budget 240); ((t < MIN_STAGE)); then
       line "torch: NOT RUN (deadline)"; skip "pytorch(deadline)"; fail deadline
     elif [[ -z "$TPY" ]]; then
-      line "torch: SKIPPED: no Python here imports torch (${PYTHON:-} python3 /usr/bin/python3)"
+      line "torch: SKIPPED: no Python here imports torch (${PYTHON:-} python3 python /usr/bin/python3)"
       skip pytorch
       ((DRY)) || fail pytorch-missing
     elif ((DRY)); then  # the script's plumbing on a tiny CPU model
