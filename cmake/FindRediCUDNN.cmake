@@ -1,15 +1,20 @@
 # FindRediCUDNN — NVIDIA cuDNN (8 or 9) as the imported target RediCUDNN::cudnn.
-# Searched in CUDNN_ROOT / CUDNN_PATH / CUDNN_HOME (variables or environment), then next to the
-# CUDA toolkit (CUDAToolkit_ROOT, CUDAToolkit_INCLUDE_DIRS, CUDAToolkit_LIBRARY_DIR — cuDNN 9's
-# tarball is often unpacked into the toolkit), then the system folders (Debian/Ubuntu packages
-# put it in /usr/include/<arch> and /usr/lib/<arch>).
+# Searched in RediCUDNN_ROOT (variable or environment: a cuDNN folder with include/ and lib/,
+# e.g. the pip wheel's site-packages/nvidia/cudnn), then CUDNN_ROOT / CUDNN_PATH / CUDNN_HOME
+# (variables or environment), then next to the CUDA toolkit (CUDAToolkit_ROOT,
+# CUDAToolkit_INCLUDE_DIRS, CUDAToolkit_LIBRARY_DIR — cuDNN 9's tarball is often unpacked into the
+# toolkit), then the system folders (Debian/Ubuntu packages put it in /usr/include/<arch> and
+# /usr/lib/<arch>). The library may be the unversioned libcudnn.so or only the versioned
+# libcudnn.so.9 / .so.8 (the wheels ship no unversioned name); every folder is tried with all
+# names before the next folder, so a root given as a hint wins. The cache entries
+# RediCUDNN_INCLUDE_DIR and RediCUDNN_LIBRARY may also be set directly.
 # Result: RediCUDNN_FOUND, RediCUDNN_INCLUDE_DIR, RediCUDNN_LIBRARY, RediCUDNN_VERSION, target
 # RediCUDNN::cudnn. Installed next to rediConfig.cmake so that an installed redi re-finds it.
 
 set(_redi_cudnn_hints)
-foreach(_root IN ITEMS "${CUDNN_ROOT}" "$ENV{CUDNN_ROOT}" "${CUDNN_PATH}" "$ENV{CUDNN_PATH}"
-                       "$ENV{CUDNN_HOME}" "${CUDAToolkit_ROOT}" "$ENV{CUDAToolkit_ROOT}"
-                       "${CUDAToolkit_LIBRARY_ROOT}")
+foreach(_root IN ITEMS "${RediCUDNN_ROOT}" "$ENV{RediCUDNN_ROOT}" "${CUDNN_ROOT}" "$ENV{CUDNN_ROOT}"
+                       "${CUDNN_PATH}" "$ENV{CUDNN_PATH}" "$ENV{CUDNN_HOME}"
+                       "${CUDAToolkit_ROOT}" "$ENV{CUDAToolkit_ROOT}" "${CUDAToolkit_LIBRARY_ROOT}")
   if(_root)
     list(APPEND _redi_cudnn_hints "${_root}")
   endif()
@@ -24,7 +29,7 @@ find_path(RediCUDNN_INCLUDE_DIR cudnn.h
   HINTS ${_redi_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS}
   PATH_SUFFIXES include include/${CMAKE_LIBRARY_ARCHITECTURE}
   DOC "Folder holding cudnn.h")
-find_library(RediCUDNN_LIBRARY NAMES cudnn
+find_library(RediCUDNN_LIBRARY NAMES cudnn libcudnn.so.9 libcudnn.so.8 NAMES_PER_DIR
   HINTS ${_redi_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
   PATH_SUFFIXES lib64 lib lib/x64 lib/${CMAKE_LIBRARY_ARCHITECTURE}
   DOC "The cuDNN library")
@@ -46,10 +51,24 @@ if(RediCUDNN_INCLUDE_DIR)
   endif()
 endif()
 
+# A versioned library must match the header's major version (a wheel's lib next to another
+# cuDNN's headers would otherwise link and fail at run time).
+set(RediCUDNN_LIBRARY_MATCHES_HEADER TRUE)
+set(_redi_cudnn_reason "")
+if(RediCUDNN_LIBRARY MATCHES "libcudnn\\.so\\.([0-9]+)$" AND NOT "${_redi_cudnn_MAJOR}" STREQUAL "")
+  # (CMAKE_MATCH_1 is read in a command of its own: arguments are expanded before if() matches)
+  if(NOT CMAKE_MATCH_1 STREQUAL _redi_cudnn_MAJOR)
+    set(RediCUDNN_LIBRARY_MATCHES_HEADER FALSE)
+    set(_redi_cudnn_reason
+        "${RediCUDNN_LIBRARY} is not cuDNN ${_redi_cudnn_MAJOR} (cudnn.h in ${RediCUDNN_INCLUDE_DIR})")
+  endif()
+endif()
+
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(RediCUDNN
-  REQUIRED_VARS RediCUDNN_LIBRARY RediCUDNN_INCLUDE_DIR
-  VERSION_VAR RediCUDNN_VERSION)
+  REQUIRED_VARS RediCUDNN_LIBRARY RediCUDNN_INCLUDE_DIR RediCUDNN_LIBRARY_MATCHES_HEADER
+  VERSION_VAR RediCUDNN_VERSION
+  REASON_FAILURE_MESSAGE "${_redi_cudnn_reason}")
 
 if(RediCUDNN_FOUND AND NOT TARGET RediCUDNN::cudnn)
   add_library(RediCUDNN::cudnn UNKNOWN IMPORTED)
@@ -61,3 +80,5 @@ unset(_redi_cudnn_hints)
 unset(_redi_cudnn_tk)
 unset(_redi_cudnn_vh)
 unset(_redi_cudnn_defs)
+unset(RediCUDNN_LIBRARY_MATCHES_HEADER)
+unset(_redi_cudnn_reason)
