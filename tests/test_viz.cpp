@@ -39,7 +39,8 @@ std::vector<std::pair<int, int>> ink(const Canvas& c, Rgb bg = colors::white) {
 /// Decodes the PNG redi writes (8-bit RGB, one IDAT, filter None) with zlib alone.
 std::vector<std::uint8_t> inflate_own_png(const std::vector<std::uint8_t>& png, int& w, int& h) {
   auto be32 = [&](std::size_t at) {
-    return std::uint32_t(png[at]) << 24 | std::uint32_t(png[at + 1]) << 16 | std::uint32_t(png[at + 2]) << 8 | png[at + 3];
+    return std::uint32_t(png[at]) << 24 | std::uint32_t(png[at + 1]) << 16 | std::uint32_t(png[at + 2]) << 8 |
+           png[at + 3];
   };
   w = int(be32(16)), h = int(be32(20));
   std::size_t at = 8;
@@ -68,7 +69,8 @@ TEST(VizTicks, NiceStepsCoverTheRangeWithinTheCount) {
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<double> u(-1, 1), e(-8, 8);
   for (int trial = 0; trial < 2000; ++trial) {
-    const double scale = std::pow(10.0, e(rng)), a = u(rng) * scale, b = a + std::abs(u(rng)) * scale * (trial % 7 + 0.01);
+    const double scale = std::pow(10.0, e(rng)), a = u(rng) * scale,
+                 b = a + std::abs(u(rng)) * scale * (trial % 7 + 0.01);
     const int max_ticks = 3 + trial % 8;
     const Ticks t = linear_ticks(a, b, max_ticks);
     ASSERT_GE(t.values.size(), 2u) << a << " " << b << " " << max_ticks;
@@ -155,7 +157,8 @@ TEST(VizCanvas, ThickAntiAliasedLinesAndJoints) {
     Canvas c(60, 30);
     c.line({5.5, 10.5}, {50.5, 10.5}, col, width);  // through the centres of row 10
     for (int x = 6; x <= 50; ++x)
-      for (int y = 10 - width / 2; y <= 10 + width / 2; ++y) EXPECT_EQ(c.at(x, y), col) << width << " " << x << "," << y;
+      for (int y = 10 - width / 2; y <= 10 + width / 2; ++y)
+        EXPECT_EQ(c.at(x, y), col) << width << " " << x << "," << y;
     EXPECT_EQ(c.at(30, 10 - width / 2 - 1), colors::white);
     EXPECT_EQ(c.at(30, 10 + width / 2 + 1), colors::white);
   }
@@ -300,7 +303,8 @@ TEST(VizChart, PngRoundTripAndMultiPanel) {
   EXPECT_EQ(im.h, o.height);
   EXPECT_EQ(im.pixels, c.pixels());
   const ChartLayout L = layout_chart(s, o, c.bounds());
-  const std::size_t at = (std::size_t(L.y.pixel_index(s[1].y[4])) * std::size_t(im.w) + std::size_t(L.x.pixel_index(s[1].x[4]))) * 3;
+  const std::size_t at =
+      (std::size_t(L.y.pixel_index(s[1].y[4])) * std::size_t(im.w) + std::size_t(L.x.pixel_index(s[1].x[4]))) * 3;
   EXPECT_EQ((Rgb{im.pixels[at], im.pixels[at + 1], im.pixels[at + 2]}), palette_color(1));
 #endif
   std::vector<Panel> panels(3, Panel{s, {}});

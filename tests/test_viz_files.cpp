@@ -83,8 +83,9 @@ TEST(VizMetrics, ResumedRunsAndRecordsInProgress) {
 }
 
 TEST(VizMetrics, BadLogsNameTheFileAndLine) {
-  test::expect_error([] { parse_metrics_jsonl("{\"step\":1,\"loss\":1}\n{\"step\":2,\"loss\":}\n{\"step\":3}\n", "m.jsonl"); },
-                     {"m.jsonl line 2", "invalid JSON"});
+  test::expect_error(
+      [] { parse_metrics_jsonl("{\"step\":1,\"loss\":1}\n{\"step\":2,\"loss\":}\n{\"step\":3}\n", "m.jsonl"); },
+      {"m.jsonl line 2", "invalid JSON"});
   test::expect_error([] { parse_metrics_jsonl("{\"step\":1}\n[1,2]\n", "m.jsonl"); }, {"m.jsonl line 2", "object"});
   test::expect_error([] { parse_metrics_jsonl("{\"loss\":1}\n", "m.jsonl"); }, {"m.jsonl line 1", "\"step\""});
   test::expect_error([] { parse_metrics_jsonl("{\"step\":\"ten\"}\n", "m.jsonl"); }, {"m.jsonl line 1", "\"step\""});

@@ -65,7 +65,8 @@ public:
   Canvas(int w, int h, Rgb background = colors::white) : w_(w), h_(h) {
     REDI_CHECK(w > 0 && h > 0 && std::int64_t(w) * h <= (std::int64_t(1) << 28), "Canvas: bad size ", w, "x", h);
     px_.resize(std::size_t(w) * std::size_t(h) * 3);
-    for (std::size_t i = 0; i < px_.size(); i += 3) px_[i] = background.r, px_[i + 1] = background.g, px_[i + 2] = background.b;
+    for (std::size_t i = 0; i < px_.size(); i += 3)
+      px_[i] = background.r, px_[i + 1] = background.g, px_[i + 2] = background.b;
     clip_ = bounds();
   }
 
@@ -145,7 +146,8 @@ public:
       xs.clear();
       for (std::size_t i = 0; i < pts.size(); ++i) {
         const Point p = pts[i], q = pts[(i + 1) % pts.size()];
-        if ((p.y <= yc && yc < q.y) || (q.y <= yc && yc < p.y)) xs.push_back(p.x + (yc - p.y) / (q.y - p.y) * (q.x - p.x));
+        if ((p.y <= yc && yc < q.y) || (q.y <= yc && yc < p.y))
+          xs.push_back(p.x + (yc - p.y) / (q.y - p.y) * (q.x - p.x));
       }
       std::sort(xs.begin(), xs.end());
       for (std::size_t k = 0; k + 1 < xs.size(); k += 2) {

@@ -78,6 +78,10 @@ inline void check_values(const std::string& what, const char* field, const std::
     REDI_CHECK(!positive || v[i] > 0, what, ": ", field, "[", i, "] = ", v[i], " is not positive (log y axis)");
   }
 }
+/// The title's scale: o.title_scale, or 1 when the title would not fit the width at it.
+inline int title_scale(const ChartOptions& o, int width) {
+  return text_width(o.title, o.title_scale) <= width - 16 ? o.title_scale : 1;
+}
 inline Marker series_marker(const Series& s, std::size_t i) {
   if (s.marker != Marker::Auto) return s.marker;
   if (s.y.size() > std::size_t(kAutoMarkerPoints)) return Marker::None;
@@ -125,7 +129,7 @@ inline ChartLayout layout_chart(const std::vector<Series>& series, const ChartOp
   const int ts = o.text_scale, th = text_height(ts), pad = 8, tick = 4;
   ChartLayout L;
   L.area = area;
-  const int top = pad + (o.title.empty() ? 0 : text_height(o.title_scale) + 8);
+  const int top = pad + (o.title.empty() ? 0 : text_height(detail::title_scale(o, area.w)) + 8);
   const int bottom = pad + tick + 4 + th + (o.x_label.empty() ? 0 : 6 + th);
   const int plot_h = area.h - top - bottom;
   const int y_max_ticks = std::clamp(plot_h / (3 * th), 3, std::max(3, o.max_y_ticks));
@@ -153,7 +157,8 @@ inline ChartLayout layout_chart(const std::vector<Series>& series, const ChartOp
 }
 
 namespace detail {
-inline std::vector<Point> screen_points(const ChartLayout& L, const std::vector<double>& x, const std::vector<double>& y) {
+inline std::vector<Point> screen_points(const ChartLayout& L, const std::vector<double>& x,
+                                        const std::vector<double>& y) {
   std::vector<Point> p(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) p[i] = {L.x.to_pixel(x[i]), L.y.to_pixel(y[i])};
   return p;
@@ -168,7 +173,9 @@ inline Rect legend_box(const ChartLayout& L, LegendPos pos, int w, int h) {
 }
 inline std::size_t covered(const Rect& box, const std::vector<std::vector<Point>>& lines) {
   std::size_t n = 0;
-  auto in = [&](double x, double y) { return x >= box.x - 3 && x < box.right() + 3 && y >= box.y - 3 && y < box.bottom() + 3; };
+  auto in = [&](double x, double y) {
+    return x >= box.x - 3 && x < box.right() + 3 && y >= box.y - 3 && y < box.bottom() + 3;
+  };
   for (const auto& pts : lines)
     for (std::size_t i = 0; i < pts.size(); ++i) {
       const Point a = pts[i], b = pts[i + 1 < pts.size() ? i + 1 : i];
@@ -257,11 +264,15 @@ inline ChartLayout draw_chart(Canvas& c, Rect area, const std::vector<Series>& s
     draw_text_aligned(c, P.x - 8, py - 7 * ts / 2, L.y_labels[k], colors::text, ts, Align::End, Align::Start);
   }
   if (!o.x_label.empty())
-    draw_text_aligned(c, P.x + P.w / 2, P.bottom() + 8 + th + 6, o.x_label, colors::text, ts, Align::Center, Align::Start);
+    draw_text_aligned(c, P.x + P.w / 2, P.bottom() + 8 + th + 6, o.x_label, colors::text, ts, Align::Center,
+                      Align::Start);
   if (!o.y_label.empty())
     draw_text_up(c, area.x + 8, P.y + P.h / 2 - text_width(o.y_label, ts) / 2, o.y_label, colors::text, ts);
-  if (!o.title.empty())
-    draw_text_aligned(c, P.x + P.w / 2, area.y + 8, o.title, colors::text, o.title_scale, Align::Center, Align::Start);
+  if (!o.title.empty()) {  // centred over the frame, kept inside the chart's rectangle
+    const int s = detail::title_scale(o, area.w), w = text_width(o.title, s);
+    const int x = std::max(area.x + 8, std::min(P.x + P.w / 2 - w / 2, area.right() - 8 - w));
+    draw_text(c, x, area.y + 8, o.title, colors::text, s);
+  }
   detail::draw_legend(c, L, series, o, lines);
   c.set_clip(saved);
   return L;
@@ -288,10 +299,12 @@ inline Canvas multi_panel(const std::vector<Panel>& panels, int cols = 2, const 
   REDI_CHECK(cols >= 1 && panel_w > 0 && panel_h > 0, "multi_panel '", title, "': bad grid (cols ", cols, ", panel ",
              panel_w, "x", panel_h, ")");
   cols = std::min<int>(cols, int(panels.size()));
-  const int rows = (int(panels.size()) + cols - 1) / cols, title_scale = 2;
+  const int rows = (int(panels.size()) + cols - 1) / cols;
+  const int title_scale = text_width(title, 2) <= cols * panel_w - 16 ? 2 : 1;
   const int top = title.empty() ? 0 : text_height(title_scale) + 12;
   Canvas c(cols * panel_w, top + rows * panel_h);
-  if (!title.empty()) draw_text_aligned(c, c.width() / 2, 8, title, colors::text, title_scale, Align::Center, Align::Start);
+  if (!title.empty())
+    draw_text_aligned(c, c.width() / 2, 8, title, colors::text, title_scale, Align::Center, Align::Start);
   for (std::size_t i = 0; i < panels.size(); ++i) {
     const Rect r{int(i % std::size_t(cols)) * panel_w, top + int(i / std::size_t(cols)) * panel_h, panel_w, panel_h};
     draw_chart(c, r, panels[i].series, panels[i].options);

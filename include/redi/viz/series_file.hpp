@@ -43,8 +43,9 @@ inline std::vector<double> json_numbers(const json::Value* v, const std::string&
 }
 inline void check_keys(const json::Value& o, std::initializer_list<const char*> allowed, const std::string& what) {
   for (const auto& kv : o.object())
-    REDI_CHECK(std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return kv.first == a; }) != allowed.end(),
-               what, ": unknown key \"", kv.first, "\"");
+    REDI_CHECK(
+        std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return kv.first == a; }) != allowed.end(),
+        what, ": unknown key \"", kv.first, "\"");
 }
 }  // namespace detail
 
