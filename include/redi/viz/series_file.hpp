@@ -15,6 +15,7 @@
 // Errors are redi::Error naming the file, and the line/column or key.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
