@@ -14,6 +14,7 @@
 #include "redi/data/idx.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
+#include "redi/train/encoder_training.hpp"
 #include "redi/train/trainer.hpp"
 
 using namespace redi;
@@ -111,4 +112,66 @@ TEST(TrainEndToEnd, FashionMnistLossFallsAndSamplesAreWritten) {
   const auto [mn, mx] = std::minmax_element(px.begin(), px.end());
   EXPECT_GT(int(*mx) - int(*mn), 100);
   fs::remove_all(dir);
+}
+
+// Every batch row's z is exactly the feature of that row's own image: the encoder's patch
+// features -> PCA -> normalisation -> bilinear resize to the model's feature grid, mirrored
+// exactly when the row's image is (horizontal flips), for both feature grids (the image grid,
+// and the token grid where no resize happens). A misaligned z (another row's, a transposed or
+// unflipped map) would teach the model features that do not describe its image.
+TEST(TrainSet, BatchRowsCarryTheirOwnFeatures) {
+  data::ImageDataset ds;
+  ds.n = 24; ds.h = 16; ds.w = 16; ds.c = 1; ds.num_classes = 3; ds.source = "toy";
+  for (int i = 0; i < ds.n; ++i) {
+    ds.labels.push_back(i % 3);
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x)  // left-right asymmetric content, different per image
+        ds.pixels.push_back(std::uint8_t((x * (i % 5 + 1) * 7 + y * 3 * (i % 3 + 1) + 11 * i + (x > y ? 60 : 0)) % 256));
+  }
+  const int r = 3, g = 4;
+  data::PatchPixelEncoder enc(4, 1);  // 4x4 patches: a 4x4 feature grid
+  std::vector<std::int64_t> all(static_cast<std::size_t>(ds.n));
+  std::iota(all.begin(), all.end(), std::int64_t(0));
+  data::PcaFitter fitter(enc.feature_dim());
+  data::accumulate_features(enc, ds, all, 8, fitter);
+  const data::Pca pca = fitter.fit({.num_components = r});
+  data::PcNormalization norm;
+  norm.mean = {0.5f, -0.25f, 0.f};
+  norm.std = {2.f, 0.5f, 1.5f};
+  train::TrainSet t = train::TrainSet::from_images(ds, "toy");
+  t.r = r; t.zh = g; t.zw = g;
+  t.z.resize(std::size_t(ds.n) * r * g * g);
+  train::extract_pca_features(enc, ds, all, pca, r, View<float>{t.z.data(), Shape{ds.n, r, g, g}}, &norm);
+  const std::vector<std::int64_t> idx = {5, 17, 0, 23, 11, 8, 2, 19};
+  const int B = int(idx.size());
+  for (int fgrid : {16, 4}) {  // the image grid (resized) and the token grid (as stored)
+    for (std::uint64_t epoch : {0u, 1u, 2u}) {
+      const data::Augment aug{true, 42, epoch};
+      std::vector<float> xb(std::size_t(B) * 256), zb(std::size_t(B) * r * fgrid * fgrid);
+      std::vector<int> yb(static_cast<std::size_t>(B));
+      t.gather(idx, aug, xb.data(), zb.data(), yb.data(), fgrid, fgrid);
+      int flipped = 0;
+      for (int b = 0; b < B; ++b) {
+        const std::int64_t i = idx[std::size_t(b)];
+        const bool flip = data::flip_decision(42, epoch, std::uint64_t(i));
+        flipped += flip;
+        EXPECT_EQ(yb[std::size_t(b)], ds.labels[std::size_t(i)]);
+        // the row's image is image i, mirrored when the flip says so
+        const std::int64_t one[1] = {i};
+        const data::Batch img = data::make_batch(ds, one);
+        for (int y = 0; y < 16; ++y)
+          for (int x = 0; x < 16; ++x)
+            ASSERT_EQ(xb[std::size_t(b) * 256 + y * 16 + x], img.images.data()[y * 16 + (flip ? 15 - x : x)]);
+        // the row's features are the features of THAT image, mirrored with it
+        const Tensor<float> z = data::encode_to_latent(enc, pca, r, img.images.view(), fgrid, fgrid, &norm);
+        for (int c = 0; c < r; ++c)
+          for (int y = 0; y < fgrid; ++y)
+            for (int x = 0; x < fgrid; ++x)
+              ASSERT_NEAR(zb[((std::size_t(b) * r + c) * fgrid + y) * fgrid + x],
+                          z.data()[(std::size_t(c) * fgrid + y) * fgrid + (flip ? fgrid - 1 - x : x)], 1e-5)
+                  << "row " << b << " (image " << i << ", flip " << flip << ") channel " << c << " at " << y << "," << x;
+      }
+      if (epoch == 0) EXPECT_GT(flipped, 0);
+    }
+  }
 }
