@@ -11,6 +11,7 @@
 
 #include "../train/cli_args.hpp"
 #include "../train/cli_options.hpp"
+#include "redi/core/paths.hpp"
 #include "redi/data/pca_io.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/io/safetensors.hpp"
@@ -37,7 +38,8 @@ Data (--data DIR): every *.safetensors or *.npz file in DIR (sorted by name) is 
                            reduced here with the PCA file (z = PCA_r, 16x16, then bilinear to 32x32)
   z        [n, R, 16, 16]  features already projected on the first R >= r PCs
 Options (defaults = the paper's):
-  --pca FILE             the authors' PCA (default /work/shared/data/dinov2_vitb14_reg_pca.safetensors)
+  --pca FILE             the authors' PCA (default: dinov2_vitb14_reg_pca.safetensors in redi's
+                         data folder, $REDI_DATA_DIR or the repository's / install's data/)
   --latent-scale X       multiply latents by X (default 1)
   --backbone sit|dit     (sit; objective follows)  --fusion merged|separate (merged)
   --size XL/2 --depth/--width/--heads/--patch  --learn-sigma (dit)
@@ -123,7 +125,7 @@ redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, cons
         REDI_CHECK(ds.size() == 3 && ds[0] == n && ds[1] == 256 && ds[2] == 768, f, ": 'dinov2' has shape ",
                    shape_text(ds), ", expected [", n, ", 256, 768]");
         if (!pca_loaded) {
-          REDI_CHECK(fs::exists(pca_path), pca_path.string(), ": PCA file not found (--pca; the authors' file is "
+          REDI_CHECK(fs::exists(pca_path), pca_path.string(), ": PCA file not found (--pca; the authors' file ships in redi's data folder as "
                      "data/dinov2_vitb14_reg_pca.safetensors)");
           pca = redi::data::load_pca(pca_path, r);
           pca_loaded = true;
@@ -156,7 +158,7 @@ int main(int argc, char** argv) {
     }
     if (!a.has("data")) throw UsageError("--data DIR is required (the pre-extracted shards; see --help)");
     const fs::path data = a.str("data");
-    const fs::path pca = a.str("pca", "/work/shared/data/dinov2_vitb14_reg_pca.safetensors");
+    const fs::path pca = a.str("pca", (redi::data_dir() / "dinov2_vitb14_reg_pca.safetensors").string());
     const double scale = a.real("latent-scale", 1.0, 1e-6, 1e6);
     const std::string device = a.choice("device", "cpu", {"cpu", "cuda"});
 #if !defined(REDI_EXAMPLES_HAVE_CUDA)

@@ -11,6 +11,7 @@
 #include "redi/core/dtype.hpp"
 #include "redi/core/error.hpp"
 #include "redi/core/macros.hpp"
+#include "redi/core/paths.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/core/precision.hpp"
 #include "redi/core/tensor.hpp"
