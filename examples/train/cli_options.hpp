@@ -27,7 +27,7 @@ struct CliOptions {
   redi::ModelConfig model{};
   double lambda_z = 1.0, p_drop = 0.0, label_drop = 0.1;
   bool per_sample_drop = false;
-  redi::TrainConfig train{};
+  redi::StepConfig train{};
   // run
   int batch = 64;
   std::int64_t steps = 1000;

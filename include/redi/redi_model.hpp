@@ -22,16 +22,15 @@
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/transformer.hpp"
 #include "redi/ops/ops.hpp"
+#include "redi/train/optimizer.hpp"
 
 namespace redi {
 
-/// Training hyper-parameters of a ReDi model (SPEC section 7 defaults).
-struct TrainConfig {
-  ops::AdamWConfig adamw{};      // lr 1e-4, no weight decay
-  double ema_decay = 0.9999;
-  double grad_clip = 0.0;        // max global L2 norm; 0 = off
-  int warmup_steps = 0;          // linear LR warm-up
-  std::uint64_t seed = 0;        // noise / dropout stream of the run
+/// How ReDi::train_step updates the model: the shared optimiser step (train::OptimizerConfig:
+/// AdamW lr 1e-4 without weight decay, warm-up, clipping, EMA 0.9999 — the paper's recipe,
+/// docs/method.md) and the seed of the run's noise and dropout draws.
+struct StepConfig : train::OptimizerConfig {
+  std::uint64_t seed = 0;
 };
 
 template <Backbone BB, Fusion F, class Objective, class Prec = float, Device Dev = Cpu>
@@ -59,18 +58,20 @@ public:
   using device_type = Dev;
   using network_type = Transformer<Prec, F, Dev>;
   using loss_type = JointLoss<Objective, T>;
+  using optimizer_type = train::Optimizer<typename precision::master_t, Dev, typename precision::grad_t,
+                                          typename precision::moment_t>;
 
   struct Options {
     ModelConfig model{};
     typename loss_type::Options loss{};
-    TrainConfig train{};
+    StepConfig train{};
     std::uint64_t init_seed = 0;
   };
 
   explicit ReDi(const Options& o, const Dev& ctx = Dev{})
       : opt_(checked(o)), net_(o.model, ctx, o.init_seed),
         ema_(o.model, ctx, typename network_type::Uninitialized{}),
-        m_(Shape{net_.num_params()}), v_(Shape{net_.num_params()}), loss_(o.loss), ctx_(ctx) {
+        opt_state_(net_.num_params(), o.train, ctx), loss_(o.loss), ctx_(ctx) {
     ops::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
   }
 
@@ -80,11 +81,13 @@ public:
   const network_type& ema() const { return ema_; }
   loss_type& loss() { return loss_; }
   const Options& options() const { return opt_; }
-  std::int64_t step() const { return step_; }
-  Tensor<typename precision::moment_t, Dev>& adam_m() { return m_; }
-  Tensor<typename precision::moment_t, Dev>& adam_v() { return v_; }
+  /// Optimiser steps taken so far.
+  std::int64_t step() const { return opt_state_.steps(); }
+  Tensor<typename precision::moment_t, Dev>& adam_m() { return opt_state_.m(); }
+  Tensor<typename precision::moment_t, Dev>& adam_v() { return opt_state_.v(); }
+  optimizer_type& optimizer() { return opt_state_; }
   const Dev& context() const { return ctx_; }
-  void set_step(std::int64_t s) { step_ = s; }
+  void set_step(std::int64_t s) { opt_state_.set_steps(s); }
 
   struct StepStats {
     typename loss_type::Stats loss;
@@ -110,7 +113,7 @@ public:
     b.labels = labels;
     b.B = B;
     b.seed = opt_.train.seed;
-    b.step = std::uint64_t(step_);
+    b.step = std::uint64_t(step());
     b.first_index = first_index;
     return b;
   }
@@ -123,21 +126,14 @@ public:
     else return loss_(bridge_.bind(net_), b, /*backward=*/true);
   }
 
-  /// The optimiser half of a step, for callers that computed gradients themselves.
+  /// The optimiser half of a step, for callers that computed gradients themselves: clipping,
+  /// AdamW at the warm-up schedule's learning rate, EMA (train::Optimizer).
   StepStats finish_step(StepStats st) {
-    const std::int64_t n = net_.num_params();
-    using G = typename precision::grad_t;
-    G* g = net_.grads().data();
-    st.grad_norm = std::sqrt(ops::sum_squares(ctx_, g, n));
-    if (opt_.train.grad_clip > 0 && st.grad_norm > opt_.train.grad_clip)
-      ops::scale_inplace(ctx_, g, n, G(opt_.train.grad_clip / (st.grad_norm + 1e-6)));
-    ++step_;
-    ops::AdamWConfig a = opt_.train.adamw;
-    if (opt_.train.warmup_steps > 0 && step_ < opt_.train.warmup_steps)
-      a.lr *= double(step_) / double(opt_.train.warmup_steps);
-    st.lr = a.lr;
-    ops::adamw_step(ctx_, net_.params().data(), g, m_.data(), v_.data(), n, a, step_);
-    ops::ema_update(ctx_, ema_.params().data(), net_.params().data(), n, opt_.train.ema_decay);
+    const double lr = train::warmup_lr(opt_.train.adamw.lr, opt_.train.warmup_steps, step() + 1);
+    const train::StepResult r =
+        opt_state_.step(net_.params().data(), net_.grads().data(), lr, ema_.params().data());
+    st.grad_norm = r.grad_norm;
+    st.lr = r.lr;
     return st;
   }
 
@@ -165,11 +161,10 @@ private:
 
   Options opt_;
   network_type net_, ema_;
-  Tensor<typename precision::moment_t, Dev> m_, v_;
+  optimizer_type opt_state_;  // AdamW moments and the step counter
   loss_type loss_;
   Dev ctx_;
   DeviceBridge<network_type> bridge_;  // host <-> device staging (devices only)
-  std::int64_t step_ = 0;
 };
 
 }  // namespace redi

@@ -28,7 +28,7 @@
 #include "redi/data/pca.hpp"
 #include "redi/data/sampler.hpp"
 #include "redi/nn/vit_encoder.hpp"
-#include "redi/ops/optim.hpp"
+#include "redi/train/optimizer.hpp"
 
 namespace redi::train {
 
@@ -90,7 +90,14 @@ inline ViTEncoder<float> train_encoder(const data::ImageDataset& train, const En
 
   ViTEncoder<float> enc(cfg.model, cfg.seed);
   const std::int64_t n = enc.num_params();
-  Tensor<float> m(Shape{n}), v(Shape{n});
+  // The shared optimiser step; the clip divides by the norm itself (clip_eps 0), and weight
+  // decay applies to the matrices only.
+  OptimizerConfig oc;
+  oc.adamw = {cfg.lr, cfg.beta1, cfg.beta2, 1e-8, cfg.weight_decay};
+  oc.grad_clip = cfg.grad_clip;
+  oc.clip_eps = 0.0;
+  Optimizer<float> opt(n, oc);
+  opt.set_groups(decay_matrices_only(enc.entries()));
   const int B = int(std::min<std::int64_t>(cfg.batch, train.n));
   data::BatchSampler sampler(train.n, B, cfg.seed ^ 0x656e636f64657221ull /* "encoder!" */);
   if (log)
@@ -110,18 +117,8 @@ inline ViTEncoder<float> train_encoder(const data::ImageDataset& train, const En
     int hits = 0;
     const double loss = enc.backward_cross_entropy(batch.labels.data(), &hits);
     REDI_CHECK(std::isfinite(loss), "train_encoder: loss is ", loss, " at step ", step);
-    float* G = enc.grads().data();
-    if (cfg.grad_clip > 0) {
-      const double norm = std::sqrt(ops::sum_squares(cpu, G, n));
-      if (norm > cfg.grad_clip) ops::scale_inplace(cpu, G, n, float(cfg.grad_clip / norm));
-    }
     const double lr = encoder_lr(cfg, step);
-    for (const auto& e : enc.entries()) {
-      const bool decay = e.shape.rank >= 2;
-      const ops::AdamWConfig ac{lr, cfg.beta1, cfg.beta2, 1e-8, decay ? cfg.weight_decay : 0.0};
-      ops::adamw_step(cpu, enc.params().data() + e.offset, G + e.offset, m.data() + e.offset,
-                      v.data() + e.offset, e.numel(), ac, step);
-    }
+    opt.step(enc.params().data(), enc.grads().data(), lr);
     recent_loss.push_back(loss);
     recent_acc.push_back(double(hits) / b);
     if (recent_loss.size() > 50) {

@@ -1,7 +1,7 @@
 // redi/train/trainer.hpp — the training loop of a redi::ReDi model over an in-memory data set:
 // resumable shuffled batches (data::BatchSampler), the joint loss with label / representation
 // dropout (JointLoss options of the model), AdamW + warm-up + clipping + EMA (the model's
-// TrainConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
+// StepConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
 // resume bit-identically. docs/training.md has the guarantees and the file layout.
 //
 //   redi::train::TrainSet data = ...;                     // x [N,Cx,H,W], z [N,r,h,w], labels
