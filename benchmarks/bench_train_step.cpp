@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/core/philox.hpp"
 #include "redi/ops/gemm.hpp"
 #include "redi/nn/flops.hpp"

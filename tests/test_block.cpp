@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "gradcheck.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/nn/dit_block.hpp"
@@ -33,12 +34,12 @@ struct BlockFixture {
     std::int64_t need = 0;
     auto count = [&](std::int64_t n) -> double* { need += n; return nullptr; };
     acts.carve(count, count, d, /*flash=*/false);
-    scratch.carve(count, d, /*flash=*/false);
+    scratch.carve<Cpu>(count, d, /*flash=*/false);
     arena.assign(std::size_t(need), 0.0);
     std::int64_t at = 0;
     auto grab = [&](std::int64_t n) { double* p = arena.data() + at; at += n; return p; };
     acts.carve(grab, grab, d, /*flash=*/false);
-    scratch.carve(grab, d, /*flash=*/false);
+    scratch.carve<Cpu>(grab, d, /*flash=*/false);
   }
   nn::BlockWeights<double> weights() const {
     const double* P = W.data();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "gradcheck.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/nn/transformer.hpp"

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/io/safetensors.hpp"
 #include "redi/nn/weights.hpp"
 #include "redi/redi_model.hpp"

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/data/features.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/io/image_write.hpp"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/nn/weights.hpp"
 #include "redi/train/checkpoint.hpp"
 #include "redi/train/trainer.hpp"

@@ -1,4 +1,5 @@
 // redi_train: the SiT (flow matching) instantiations.
+#include "redi/ops/cpu_backend.hpp"  // these instantiations run on the CPU
 #include "train_run.hpp"
 
 namespace redi_examples {

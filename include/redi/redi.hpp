@@ -18,7 +18,7 @@
 #include "redi/core/workspace.hpp"
 
 // ---- ops, io, models, diffusion policies, the ReDi type
-#include "redi/ops/ops.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/io/safetensors.hpp"
 #include "redi/io/state_dict.hpp"
 #include "redi/nn/transformer.hpp"

@@ -4,7 +4,9 @@
 //             auto stats = model.train_step(x0, z0, labels, B, step);
 //             model.sample<redi::SdeEulerMaruyama, redi::CFG<redi::VaeOnly>>(out, req, {}, {4.0});
 // P is the precision: float or double on the CPU; float (= redi::FP32) or redi::BF16Mixed on
-// redi::Cuda (include redi/cuda/ops/ops.cuh first, compile with nvcc), e.g.
+// redi::Cuda. The device's ops come from its backend (redi/ops/backend.hpp): include
+// redi/ops/cpu_backend.hpp (or redi/redi.hpp) for the CPU, redi/cuda/backend.cuh (nvcc) for
+// CUDA, e.g.
 //   auto ctx = redi::Cuda::create();
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, redi::BF16Mixed, redi::Cuda> m(opt, ctx);
 // The API is the same on every device: train_step and sample take HOST pointers of
@@ -21,7 +23,7 @@
 #include "redi/nn/device_bridge.hpp"
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/transformer.hpp"
-#include "redi/ops/ops.hpp"
+#include "redi/ops/backend.hpp"
 #include "redi/train/optimizer.hpp"
 
 namespace redi {
@@ -72,7 +74,7 @@ public:
       : opt_(checked(o)), net_(o.model, ctx, o.init_seed),
         ema_(o.model, ctx, typename network_type::Uninitialized{}),
         opt_state_(net_.num_params(), o.train, ctx), loss_(o.loss), ctx_(ctx) {
-    ops::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
+    Backend<Dev>::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
   }
 
   network_type& net() { return net_; }

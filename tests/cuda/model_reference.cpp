@@ -1,5 +1,6 @@
 // tests/cuda/model_reference.cpp — see model_reference.hpp (g++ only).
 #include "model_reference.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 #include <variant>
 

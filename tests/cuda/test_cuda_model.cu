@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "redi/cuda/ops/ops.cuh"  // transformer.hpp includes it too under nvcc (kept explicit)
+#include "redi/cuda/backend.cuh"  // Backend<Cuda>: the ops the GPU model runs
 #include "redi/nn/transformer.hpp"
 
 #include "cuda_test_util.hpp"

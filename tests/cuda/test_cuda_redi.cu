@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cuda_test_util.hpp"
-#include "redi/cuda/ops/ops.cuh"
+#include "redi/cuda/backend.cuh"
 #include "redi/redi_model.hpp"
 #include "redi_run.hpp"
 

@@ -25,12 +25,9 @@
 #include "redi/nn/dit_block.hpp"
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/param_layout.hpp"
-#include "redi/ops/ops.hpp"
-// Under nvcc, declare the CUDA overloads before the templates below: their qualified ops::
-// calls bind at the point of definition, so a later include of the CUDA ops is not seen.
-#if defined(__CUDACC__)
-#include "redi/cuda/ops/ops.cuh"
-#endif
+#include "redi/ops/backend.hpp"
+#include "redi/ops/copy.hpp"             // host-side conversion of the position table
+#include "redi/ops/embedding_fixed.hpp"  // the position table (host)
 
 namespace redi {
 
@@ -54,8 +51,13 @@ private:
   static constexpr bool kCopy = precision::has_compute_copy;
   static_assert(!Dev::is_host || (CpuReal<T> && !kCopy),
                 "redi::Transformer<P, F, Cpu>: the CPU computes in float or double; "
-                "redi::BF16Mixed needs redi::Cuda (redi/cuda/ops/ops.cuh)");
+                "redi::BF16Mixed needs redi::Cuda (redi/cuda/backend.cuh)");
   static_assert(std::same_as<G, M>, "redi::Transformer: gradients are kept in the master type");
+  static_assert(OpsBackend<Dev, T, S, G>,
+                "redi::Transformer<P, F, Dev>: no ops backend for this device and precision in this translation "
+                "unit. Include <redi/ops/cpu_backend.hpp> (or <redi/redi.hpp>) for redi::Cpu, or "
+                "<redi/cuda/backend.cuh> (compiled by nvcc) for redi::Cuda; see redi/ops/backend.hpp");
+  using K = Backend<Dev>;  // the ops of this device
 
 public:
   /// Tag for a model whose weights the caller sets (all zero until then; skips the host-side
@@ -143,52 +145,44 @@ public:
     // --- final layer
     if constexpr (std::same_as<F, Merged>) {
       const int Co = cfg_.channels_out();
-      ops::unpatchify_backward(ctx_, a.dotok_x, dout, B, Co, Hs, Hs, p);
-      ops::linear_backward(ctx_, a.dmf, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mf,
+      K::unpatchify_backward(ctx_, a.dotok_x, dout, B, Co, Hs, Hs, p);
+      K::linear_backward(ctx_, a.dmf, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mf,
                            P + layout_.flin_w, int(BL), D, p * p * Co);
     } else {
       const int cxo = cx_out(), czo = cz_out();
       out_to_heads(a, dout, B);
-      ops::unpatchify_backward(ctx_, a.dotok_x, a.img_x, B, cxo, Hs, Hs, p);
-      ops::unpatchify_backward(ctx_, a.dotok_z, a.img_z, B, czo, Hs, Hs, p);
-      ops::linear_backward(ctx_, a.dmfx, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mfx,
+      K::unpatchify_backward(ctx_, a.dotok_x, a.img_x, B, cxo, Hs, Hs, p);
+      K::unpatchify_backward(ctx_, a.dotok_z, a.img_z, B, czo, Hs, Hs, p);
+      K::linear_backward(ctx_, a.dmfx, Gp + layout_.flin_w, Gp + layout_.flin_b, a.dotok_x, a.mfx,
                            P + layout_.flin_w, int(BL), D, p * p * cxo);
-      ops::linear_backward(ctx_, a.dmfz, Gp + layout_.zlin_w, Gp + layout_.zlin_b, a.dotok_z, a.mfz,
+      K::linear_backward(ctx_, a.dmfz, Gp + layout_.zlin_w, Gp + layout_.zlin_b, a.dotok_z, a.mfz,
                            P + layout_.zlin_w, int(BL), D, p * p * czo);
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.dmf + std::int64_t(b) * S_ * D, a.dmfx + std::int64_t(b) * L * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.dmf + (std::int64_t(b) * S_ + L) * D, a.dmfz + std::int64_t(b) * L * D,
-                  std::int64_t(L) * D);
-      }
+      join_halves(a.dmf, a.dmfx, a.dmfz, B);
     }
-    ops::modulate_backward(ctx_, s.dtmp, a.dmodf, a.dmodf + D, a.dmf, a.lnf, a.modf + D, B, S_, D, 2 * D);
-    ops::layernorm_backward(ctx_, a.dh, s.dtmp, a.hN, a.meanf, a.rstdf, B * S_, D);
-    ops::linear_backward(ctx_, a.dsc, Gp + layout_.fada_w, Gp + layout_.fada_b, a.dmodf, a.sc,
+    K::modulate_backward(ctx_, s.dtmp, a.dmodf, a.dmodf + D, a.dmf, a.lnf, a.modf + D, B, S_, D, 2 * D);
+    K::layernorm_backward(ctx_, a.dh, s.dtmp, a.hN, a.meanf, a.rstdf, B * S_, D);
+    K::linear_backward(ctx_, a.dsc, Gp + layout_.fada_w, Gp + layout_.fada_b, a.dmodf, a.sc,
                          P + layout_.fada_w, B, D, 2 * D);
     // --- blocks, last to first
     for (int i = cfg_.depth - 1; i >= 0; --i)
       nn::block_backward(ctx_, dims, weights(i), grads(i), a.blocks[i], a.sc, a.dh, a.dsc, s);
     // --- conditioning
-    ops::silu_backward(ctx_, a.dc, a.dsc, a.c, BD);
-    ops::embedding_backward(ctx_, Gp + layout_.ytab, a.dc, a.labels, B, D);
-    ops::linear_backward(ctx_, a.dt1s, Gp + layout_.t2_w, Gp + layout_.t2_b, a.dc, a.t1s,
+    K::silu_backward(ctx_, a.dc, a.dsc, a.c, BD);
+    K::embedding_backward(ctx_, Gp + layout_.ytab, a.dc, a.labels, B, D);
+    K::linear_backward(ctx_, a.dt1s, Gp + layout_.t2_w, Gp + layout_.t2_b, a.dc, a.t1s,
                          P + layout_.t2_w, B, D, D);
-    ops::silu_backward(ctx_, a.dt1, a.dt1s, a.t1, BD);
-    ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.t0_w, Gp + layout_.t0_b, a.dt1,
+    K::silu_backward(ctx_, a.dt1, a.dt1s, a.t1, BD);
+    K::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.t0_w, Gp + layout_.t0_b, a.dt1,
                          a.tfreq, P + layout_.t0_w, B, cfg_.freq_dim, D);
     // --- token embedding (no gradient to the input)
     if constexpr (std::same_as<F, Merged>) {
-      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.dh,
+      K::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.dh,
                            a.tok_x, P + layout_.xemb_w, int(BL), cfg_.channels_in() * p * p, D);
     } else {
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.hx + std::int64_t(b) * L * D, a.dh + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.hz + std::int64_t(b) * L * D, a.dh + (std::int64_t(b) * S_ + L) * D,
-                  std::int64_t(L) * D);
-      }
-      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.hx,
+      split_halves(a.hx, a.hz, a.dh, B);
+      K::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.hx,
                            a.tok_x, P + layout_.xemb_w, int(BL), Cx * p * p, D);
-      ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.zemb_w, Gp + layout_.zemb_b, a.hz,
+      K::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.zemb_w, Gp + layout_.zemb_b, a.hz,
                            a.tok_z, P + layout_.zemb_w, int(BL), r * p * p, D);
     }
   }
@@ -222,7 +216,7 @@ private:
   }
   void sync_compute_copy() {
     if constexpr (kCopy) {
-      if (stale_) ops::convert(ctx_, wc_.data(), params_.data(), layout_.total);
+      if (stale_) K::convert(ctx_, wc_.data(), params_.data(), layout_.total);
     }
     stale_ = false;
   }
@@ -244,7 +238,7 @@ private:
   /// otherwise block 0's acts serve every block (h ping-pongs through hN).
   void run_forward(Acts& a, const T* x, const time_type* t, const int* y, int B, T* out, bool train) {
     sync_compute_copy();
-    ops::copy(ctx_, a.labels, y, B);
+    K::copy(ctx_, a.labels, y, B);
     const int D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, Hs = cfg_.input_size;
     const int S_ = seq(), Cx = cfg_.image_channels, r = cfg_.feature_channels;
     const std::int64_t HW = std::int64_t(Hs) * Hs;
@@ -254,42 +248,38 @@ private:
     // --- embed tokens
     if constexpr (std::same_as<F, Merged>) {
       const int Cin = cfg_.channels_in();
-      ops::patchify_forward(ctx_, a.tok_x, x, B, Cin, Hs, Hs, p);
-      ops::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+      K::patchify_forward(ctx_, a.tok_x, x, B, Cin, Hs, Hs, p);
+      K::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
                           Cin * p * p, D);
-      ops::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
+      K::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
     } else {
+      // Each modality's channels of x [B, Cin, H, W], gathered into the output heads' image
+      // buffers (free until the final layer writes them), then patchified.
       const int Cin = cfg_.channels_in();
-      for (int b = 0; b < B; ++b) {
-        const T* xb = x + std::int64_t(b) * Cin * HW;
-        ops::patchify_forward(ctx_, a.tok_x + std::int64_t(b) * L * Cx * p * p, xb, 1, Cx, Hs, Hs, p);
-        ops::patchify_forward(ctx_, a.tok_z + std::int64_t(b) * L * r * p * p, xb + Cx * HW, 1, r,
-                              Hs, Hs, p);
-      }
-      ops::linear_forward(ctx_, a.hx, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+      K::copy_strided(ctx_, a.img_x, Cx * HW, x, Cin * HW, B, Cx * HW);
+      K::copy_strided(ctx_, a.img_z, r * HW, x + Cx * HW, Cin * HW, B, r * HW);
+      K::patchify_forward(ctx_, a.tok_x, a.img_x, B, Cx, Hs, Hs, p);
+      K::patchify_forward(ctx_, a.tok_z, a.img_z, B, r, Hs, Hs, p);
+      K::linear_forward(ctx_, a.hx, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
                           Cx * p * p, D);
-      ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
+      K::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
                           r * p * p, D);
-      for (int b = 0; b < B; ++b) {
-        ops::copy(ctx_, a.h0 + std::int64_t(b) * S_ * D, a.hx + std::int64_t(b) * L * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.h0 + (std::int64_t(b) * S_ + L) * D, a.hz + std::int64_t(b) * L * D,
-                  std::int64_t(L) * D);
-      }
-      ops::add_broadcast(ctx_, a.h0, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
+      join_halves(a.h0, a.hx, a.hz, B);
+      K::add_broadcast(ctx_, a.h0, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
     }
     // --- conditioning c = t_emb + y_emb, sc = SiLU(c)
     if constexpr (std::same_as<T, S>) {
-      ops::timestep_embedding(ctx_, a.tfreq, t, B, cfg_.freq_dim);
+      K::timestep_embedding(ctx_, a.tfreq, t, B, cfg_.freq_dim);
     } else {  // fp32 features of the fp32 timesteps, then one cast
-      ops::timestep_embedding(ctx_, a.tfreq_s, t, B, cfg_.freq_dim);
-      ops::convert(ctx_, a.tfreq, a.tfreq_s, std::int64_t(B) * cfg_.freq_dim);
+      K::timestep_embedding(ctx_, a.tfreq_s, t, B, cfg_.freq_dim);
+      K::convert(ctx_, a.tfreq, a.tfreq_s, std::int64_t(B) * cfg_.freq_dim);
     }
-    ops::linear_forward(ctx_, a.t1, a.tfreq, P + layout_.t0_w, P + layout_.t0_b, B, cfg_.freq_dim, D);
-    ops::silu_forward(ctx_, a.t1s, a.t1, std::int64_t(B) * D);
-    ops::linear_forward(ctx_, a.c, a.t1s, P + layout_.t2_w, P + layout_.t2_b, B, D, D);
-    ops::embedding_forward(ctx_, a.yemb, P + layout_.ytab, y, B, D);
-    ops::add_inplace(ctx_, a.c, a.yemb, std::int64_t(B) * D);
-    ops::silu_forward(ctx_, a.sc, a.c, std::int64_t(B) * D);
+    K::linear_forward(ctx_, a.t1, a.tfreq, P + layout_.t0_w, P + layout_.t0_b, B, cfg_.freq_dim, D);
+    K::silu_forward(ctx_, a.t1s, a.t1, std::int64_t(B) * D);
+    K::linear_forward(ctx_, a.c, a.t1s, P + layout_.t2_w, P + layout_.t2_b, B, D, D);
+    K::embedding_forward(ctx_, a.yemb, P + layout_.ytab, y, B, D);
+    K::add_inplace(ctx_, a.c, a.yemb, std::int64_t(B) * D);
+    K::silu_forward(ctx_, a.sc, a.c, std::int64_t(B) * D);
     // --- blocks
     const T* h = a.h0;
     for (int i = 0; i < cfg_.depth; ++i) {
@@ -303,62 +293,72 @@ private:
       }
     }
     // --- final layer: LN, adaLN (shift, scale), linear, unpatchify
-    ops::linear_forward(ctx_, a.modf, a.sc, P + layout_.fada_w, P + layout_.fada_b, B, D, 2 * D);
-    ops::layernorm_forward(ctx_, a.lnf, a.meanf, a.rstdf, a.hN, B * S_, D);
-    ops::modulate_forward(ctx_, a.mf, a.lnf, a.modf, a.modf + D, B, S_, D, 2 * D);
+    K::linear_forward(ctx_, a.modf, a.sc, P + layout_.fada_w, P + layout_.fada_b, B, D, 2 * D);
+    K::layernorm_forward(ctx_, a.lnf, a.meanf, a.rstdf, a.hN, B * S_, D);
+    K::modulate_forward(ctx_, a.mf, a.lnf, a.modf, a.modf + D, B, S_, D, 2 * D);
     if constexpr (std::same_as<F, Merged>) {
       const int Co = cfg_.channels_out();
-      ops::linear_forward(ctx_, a.otok_x, a.mf, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
+      K::linear_forward(ctx_, a.otok_x, a.mf, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
                           p * p * Co);
-      ops::unpatchify_forward(ctx_, out, a.otok_x, B, Co, Hs, Hs, p);
+      K::unpatchify_forward(ctx_, out, a.otok_x, B, Co, Hs, Hs, p);
     } else {
       const int cxo = cx_out(), czo = cz_out();
-      for (int b = 0; b < B; ++b) {  // gather the x-token and z-token halves
-        ops::copy(ctx_, a.mfx + std::int64_t(b) * L * D, a.mf + std::int64_t(b) * S_ * D, std::int64_t(L) * D);
-        ops::copy(ctx_, a.mfz + std::int64_t(b) * L * D, a.mf + (std::int64_t(b) * S_ + L) * D,
-                  std::int64_t(L) * D);
-      }
-      ops::linear_forward(ctx_, a.otok_x, a.mfx, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
+      split_halves(a.mfx, a.mfz, a.mf, B);  // the x-token and z-token halves
+      K::linear_forward(ctx_, a.otok_x, a.mfx, P + layout_.flin_w, P + layout_.flin_b, int(BL), D,
                           p * p * cxo);
-      ops::linear_forward(ctx_, a.otok_z, a.mfz, P + layout_.zlin_w, P + layout_.zlin_b, int(BL), D,
+      K::linear_forward(ctx_, a.otok_z, a.mfz, P + layout_.zlin_w, P + layout_.zlin_b, int(BL), D,
                           p * p * czo);
-      ops::unpatchify_forward(ctx_, a.img_x, a.otok_x, B, cxo, Hs, Hs, p);
-      ops::unpatchify_forward(ctx_, a.img_z, a.otok_z, B, czo, Hs, Hs, p);
+      K::unpatchify_forward(ctx_, a.img_x, a.otok_x, B, cxo, Hs, Hs, p);
+      K::unpatchify_forward(ctx_, a.img_z, a.otok_z, B, czo, Hs, Hs, p);
       heads_to_out(a, out, B);
     }
   }
 
-  /// Separate fusion: place the two heads' images (img_x [B, cxo, H, W], img_z [B, czo, H, W])
-  /// into out [B, Cout, H, W] = [eps_x eps_z | v_x v_z] (learn_sigma adds the second half), and
-  /// the reverse gather for the backward pass.
+  /// Separate fusion's token sequence [B, 2L, D] (per sample: the L x tokens, then the L z
+  /// tokens) from its halves hx, hz [B, L, D], and back.
+  void join_halves(T* seq, const T* hx, const T* hz, int B) {
+    const std::int64_t LD = std::int64_t(cfg_.tokens()) * cfg_.width;
+    K::copy_strided(ctx_, seq, 2 * LD, hx, LD, B, LD);
+    K::copy_strided(ctx_, seq + LD, 2 * LD, hz, LD, B, LD);
+  }
+  void split_halves(T* hx, T* hz, const T* seq, int B) {
+    const std::int64_t LD = std::int64_t(cfg_.tokens()) * cfg_.width;
+    K::copy_strided(ctx_, hx, LD, seq, 2 * LD, B, LD);
+    K::copy_strided(ctx_, hz, LD, seq + LD, 2 * LD, B, LD);
+  }
+
+  /// Separate fusion: the two heads' images img_x [B, cxo, H, W] and img_z [B, czo, H, W] are
+  /// channel blocks of out [B, Cout, H, W] = [eps_x eps_z | v_x v_z] (learn_sigma adds the
+  /// second half). fn(img block, its per-sample stride, offset in out, elements per sample).
   template <class Fn>
-  void for_each_head_block(const Acts& a, int B, Fn&& fn) const {
+  void for_each_head_block(const Acts& a, Fn&& fn) const {
     const int Cx = cfg_.image_channels, r = cfg_.feature_channels, Cin = Cx + r;
-    const int Co = cfg_.channels_out(), cxo = cx_out(), czo = cz_out();
     const std::int64_t HW = std::int64_t(cfg_.input_size) * cfg_.input_size;
-    auto blk = [&](T* img, int cimg, int c0, int n, int oc0, int b) {
-      fn(img + (std::int64_t(b) * cimg + c0) * HW, (std::int64_t(b) * Co + oc0) * HW, n * HW);
-    };
-    for (int b = 0; b < B; ++b) {
-      blk(a.img_x, cxo, 0, Cx, 0, b);
-      blk(a.img_z, czo, 0, r, Cx, b);
-      if (cfg_.learn_sigma) {
-        blk(a.img_x, cxo, Cx, Cx, Cin, b);
-        blk(a.img_z, czo, r, r, Cin + Cx, b);
-      }
+    const std::int64_t sx = cx_out() * HW, sz = cz_out() * HW;
+    fn(a.img_x, sx, 0, Cx * HW);
+    fn(a.img_z, sz, Cx * HW, r * HW);
+    if (cfg_.learn_sigma) {
+      fn(a.img_x + Cx * HW, sx, Cin * HW, Cx * HW);
+      fn(a.img_z + r * HW, sz, (Cin + Cx) * HW, r * HW);
     }
   }
   void heads_to_out(const Acts& a, T* out, int B) {
-    for_each_head_block(a, B, [&](T* img, std::int64_t o, std::int64_t n) { ops::copy(ctx_, out + o, img, n); });
+    const std::int64_t so = std::int64_t(cfg_.channels_out()) * cfg_.input_size * cfg_.input_size;
+    for_each_head_block(a, [&](T* img, std::int64_t si, std::int64_t o, std::int64_t n) {
+      K::copy_strided(ctx_, out + o, so, img, si, B, n);
+    });
   }
   void out_to_heads(const Acts& a, const T* dout, int B) {
-    for_each_head_block(a, B, [&](T* img, std::int64_t o, std::int64_t n) { ops::copy(ctx_, img, dout + o, n); });
+    const std::int64_t so = std::int64_t(cfg_.channels_out()) * cfg_.input_size * cfg_.input_size;
+    for_each_head_block(a, [&](T* img, std::int64_t si, std::int64_t o, std::int64_t n) {
+      K::copy_strided(ctx_, img, si, dout + o, so, B, n);
+    });
   }
 
   /// Whether the device's fused flash attention serves this model at batch B.
   bool flash_for(int B) const {
-    if constexpr (ops::has_flash_attention<Dev, T>)
-      return ops::flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads);
+    if constexpr (has_flash_attention<Dev, T>)
+      return K::template flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads);
     else
       return false;
   }
@@ -419,7 +419,7 @@ private:
       if (train) {
         a.dmf = grab(ND); a.dmodf = grab(2 * BD); a.dh = grab(ND); a.dsc = grab(BD); a.dc = grab(BD);
         a.dt1s = grab(BD); a.dt1 = grab(BD);
-        scratch_.carve(grab, d, flash);
+        scratch_.template carve<Dev>(grab, d, flash);
       }
       a.labels = reinterpret_cast<int*>(grab_s((std::int64_t(B) * sizeof(int) + sizeof(S) - 1) / sizeof(S)));
       if (pass == 0) {

@@ -35,7 +35,7 @@
 #include "redi/io/state_dict.hpp"
 #include "redi/nn/dit_block.hpp"
 #include "redi/nn/param_layout.hpp"
-#include "redi/ops/ops.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 namespace redi {
 
@@ -366,7 +366,7 @@ private:
       a.hN = grab(ND); a.feat = grab(ND); a.meanf = grab(N); a.rstdf = grab(N);
       a.pooled = grab(BD); a.logits = grab(BK); a.sc = grab(BD); a.dsc = grab(BD);
       a.dlogits = grab(BK); a.dpooled = grab(BD); a.dfeat = grab(ND); a.dh = grab(ND);
-      scratch_.carve(grab, cap, /*flash=*/false);
+      scratch_.template carve<Cpu>(grab, cap, /*flash=*/false);
       if (pass == 0) {
         arena_ = Tensor<T>(Shape{off});
         ++arena_allocs_;

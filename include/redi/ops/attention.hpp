@@ -49,25 +49,7 @@ inline AttentionStrategy attention_strategy(int B, int L, int H, int hd) {
 #endif
 }
 
-/// True where a device has a fused flash-attention op for element type T
-/// (flash_attention_supported / _forward / _backward: lse [B, H, L] saved instead of probs).
-/// The CPU has none; the CUDA bf16 specialisation is in redi/cuda/ops/attention_cudnn.cuh.
-template <class Ctx, class T>
-inline constexpr bool has_flash_attention = false;
-
-/// Generic declarations so device-generic code (nn/dit_block.hpp) can name the flash ops; a
-/// device that has them provides better-matching overloads. Without one: not supported, and
-/// calling forward/backward does not compile.
-template <class T, class Ctx>
-inline bool flash_attention_supported(const Ctx&, int, int, int, int) {
-  return false;
-}
-template <class Ctx, class T, class S>
-void flash_attention_forward(const Ctx&, T*, S*, const T*, int, int, int, int) = delete;
-template <class Ctx, class T, class S>
-void flash_attention_backward(const Ctx&, T*, const T*, const T*, const T*, const S*, int, int, int,
-                              int) = delete;
-
+/// Elements of the backward's scratch (one dP/dS matrix per head), also the size of probs.
 inline std::int64_t attention_scratch_elems(int B, int L, int H, int hd) {
   (void)hd;
   return std::int64_t(B) * H * L * L;

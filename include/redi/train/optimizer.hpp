@@ -23,10 +23,7 @@
 #include "redi/core/error.hpp"
 #include "redi/core/tensor.hpp"
 #include "redi/nn/param_layout.hpp"
-#include "redi/ops/optim.hpp"
-#if defined(__CUDACC__)
-#include "redi/cuda/ops/ops.cuh"
-#endif
+#include "redi/ops/backend.hpp"
 
 namespace redi::train {
 
@@ -75,6 +72,8 @@ struct StepResult {
 /// AdamW + clipping + EMA over n parameters of type M on Dev (moments of type Mo, gradients G).
 template <class M, Device Dev = Cpu, class G = M, class Mo = M>
 class Optimizer {
+  using K = Backend<Dev>;  // the ops of Dev (redi/ops/backend.hpp)
+
 public:
   Optimizer(std::int64_t n, const OptimizerConfig& cfg, const Dev& ctx = Dev{})
       : cfg_(cfg), ctx_(ctx), n_(n), m_(Shape{n}), v_(Shape{n}), groups_{{0, n, true}} {
@@ -111,9 +110,9 @@ public:
   /// given) and the moments, and counts the step.
   StepResult step(M* params, G* grads, double lr, M* ema = nullptr) {
     StepResult r;
-    r.grad_norm = std::sqrt(ops::sum_squares(ctx_, grads, n_));
+    r.grad_norm = std::sqrt(K::sum_squares(ctx_, grads, n_));
     if (cfg_.grad_clip > 0 && r.grad_norm > cfg_.grad_clip)
-      ops::scale_inplace(ctx_, grads, n_, G(cfg_.grad_clip / (r.grad_norm + cfg_.clip_eps)));
+      K::scale_inplace(ctx_, grads, n_, cfg_.grad_clip / (r.grad_norm + cfg_.clip_eps));
     ++steps_;
     r.lr = lr;
     ops::AdamWConfig a = cfg_.adamw;
@@ -121,10 +120,10 @@ public:
     for (const auto& g : groups_) {
       ops::AdamWConfig ag = a;
       if (!g.decay) ag.weight_decay = 0.0;
-      ops::adamw_step(ctx_, params + g.offset, grads + g.offset, m_.data() + g.offset, v_.data() + g.offset,
+      K::adamw_step(ctx_, params + g.offset, grads + g.offset, m_.data() + g.offset, v_.data() + g.offset,
                       g.numel, ag, steps_);
     }
-    if (ema) ops::ema_update(ctx_, ema, params, n_, cfg_.ema_decay);
+    if (ema) K::ema_update(ctx_, ema, params, n_, cfg_.ema_decay);
     return r;
   }
 

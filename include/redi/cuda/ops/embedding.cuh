@@ -113,13 +113,5 @@ void pos_embed_2d(const Cuda& ctx, T* out, int gh, int gw, int D) {
   ctx.synchronize();  // h is pageable and goes out of scope
 }
 
-/// dst[0..n) = src[0..n) (device to device, stream-ordered).
-template <class T>
-  requires std::is_trivially_copyable_v<T>
-void copy(const Cuda& ctx, T* dst, const T* src, std::int64_t n) {
-  if (n > 0 && dst != src)
-    ctx.copy_async(dst, src, std::size_t(n) * sizeof(T), cudaMemcpyDeviceToDevice);
-}
-
 }  // namespace ops
 }  // namespace redi
