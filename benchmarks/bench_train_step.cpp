@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/core/philox.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/ops/gemm.hpp"
 #include "redi/nn/flops.hpp"
 #include "redi/redi_model.hpp"

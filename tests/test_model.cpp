@@ -8,10 +8,10 @@
 #include <cmath>
 #include <vector>
 
-#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "gradcheck.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/nn/transformer.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 using namespace redi;
 
@@ -195,7 +195,7 @@ TEST(Model, OfficialShapesForReDiXL2) {
   c.input_size = 32;
   c.image_channels = 4;
   c.feature_channels = 8;
-  ParamLayout L = ParamLayout::make<Merged>(c);
+  TransformerLayout L = TransformerLayout::make<Merged>(c);
   EXPECT_EQ(L.find("x_embedder.proj.weight")->shape, (Shape{1152, 12, 2, 2}));
   EXPECT_EQ(L.find("final_layer.linear.weight")->shape, (Shape{48, 1152}));
   EXPECT_EQ(L.find("y_embedder.embedding_table.weight")->shape, (Shape{1001, 1152}));
@@ -256,7 +256,7 @@ void check_infer_matches_forward(bool learn_sigma) {
   m.zero_grad();
   m.backward(w.data());
   EXPECT_EQ(m.grads().to_host(), g_mixed) << "infer() between forward and backward changed the gradients";
-  EXPECT_LT(m.infer_arena_elems() * 2, m.train_arena_elems())
+  EXPECT_LT(m.infer_arena_bytes() * 2, m.train_arena_bytes())
       << "inference keeps one block's activations, not depth blocks'";
   EXPECT_EQ(m.arena_allocations(), 2u);  // one training arena, one inference arena
 }

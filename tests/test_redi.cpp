@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/io/safetensors.hpp"
-#include "redi/nn/weights.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/redi_model.hpp"
+#include "redi/weights/transformer.hpp"
 #include "toy_data.hpp"
 
 using namespace redi;

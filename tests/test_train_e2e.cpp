@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "redi/ops/cpu_backend.hpp"  // the models here run on the CPU
 #include "redi/data/features.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/train/trainer.hpp"
 
 using namespace redi;
@@ -42,7 +42,7 @@ TEST(TrainEndToEnd, FashionMnistLossFallsAndSamplesAreWritten) {
   data::PcaFitOptions fo;
   fo.num_components = r;
   const data::Pca pca = fitter.fit(fo);
-  train::TrainSet set = train::TrainSet::from_images(ds, "fmnist-3000");
+  data::TrainSet set = data::TrainSet::from_images(ds, "fmnist-3000");
   set.r = r; set.zh = g; set.zw = g;
   set.z.resize(std::size_t(ds.n) * r * g * g);
   for (int s = 0; s < ds.n; s += 500) {

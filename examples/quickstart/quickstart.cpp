@@ -2,7 +2,7 @@
 //   1. Fashion-MNIST, padded 28 -> 32, pixels in [-1, 1] (pixel space: Cx = 1, no VAE);
 //   2. an offline encoder (a small supervised ViT, redi/train/encoder_training.hpp) as the
 //      stand-in for DINOv2; PCA of its patch features to r = 8 channels, each channel
-//      normalised to mean 0 / std 1 (SPEC section 9);
+//      normalised to mean 0 / std 1 (docs/method.md section 4);
 //   3. a small SiT with Merged fusion, flow matching, trained with redi::train::Trainer;
 //   4. 1000 class-conditional samples (100 per class) with CFG on the image channel plus
 //      representation guidance (Combine<CFG<VaeOnly>, RepGuidance>);
@@ -22,14 +22,15 @@
 #include <string>
 #include <vector>
 
-#include "../train/cli_args.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/data/pca_io.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
+#include "redi/train/cli.hpp"
 #include "redi/train/encoder_training.hpp"
 #include "redi/train/metrics_log.hpp"
+#include "redi/train/samples.hpp"
 #include "redi/train/trainer.hpp"
 
 #if defined(_OPENMP)
@@ -37,8 +38,8 @@
 #endif
 
 namespace fs = std::filesystem;
-using redi_examples::Args;
-using redi_examples::UsageError;
+using redi::cli::Args;
+using redi::cli::UsageError;
 using Model = redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching>;
 using clk = std::chrono::steady_clock;
 
@@ -139,26 +140,14 @@ std::int64_t pooled_stats(redi::ViTEncoder<float>& enc, const redi::data::ImageD
 }
 
 template <class G>
-void sample_all(Model& m, float* out, const std::vector<int>& labels, const std::string& sampler, int steps,
-                const redi::GuidanceOptions& go, std::uint64_t seed) {
-  const int N = int(labels.size()), Cin = m.net().config().channels_in(), B = 125;
-  const std::size_t per = std::size_t(Cin) * 32 * 32;
-  const auto t0 = clk::now();
-  for (int s = 0; s < N; s += B) {
-    redi::SampleRequest req;
-    req.B = std::min(B, N - s);
-    req.labels = labels.data() + s;
-    req.seed = seed;
-    req.first_index = std::uint64_t(s);
-    float* o = out + std::size_t(s) * per;
+redi::train::SampleImages sample_all(Model& m, const std::vector<int>& labels, const std::string& sampler, int steps,
+                                     const redi::GuidanceOptions& go, std::uint64_t seed) {
+  auto draw = [&](float* o, const redi::SampleRequest& req) {
     if (sampler == "euler") m.sample<redi::OdeEuler, G>(o, req, {.num_steps = steps}, go);
     else if (sampler == "heun") m.sample<redi::OdeHeun, G>(o, req, {.num_steps = steps}, go);
     else m.sample<redi::SdeEulerMaruyama, G>(o, req, {.num_steps = steps}, go);
-    const double el = since(t0);
-    std::cout << "[quickstart] sampled " << s + req.B << "/" << N << "  "
-              << redi::train::format_duration(el) << "  ETA "
-              << redi::train::format_duration(el / (s + req.B) * (N - s - req.B)) << std::endl;
-  }
+  };
+  return redi::train::sample_images(m.net().config(), labels, seed, draw, 125, &std::cout, "[quickstart]");
 }
 
 int run(const Args& a) {
@@ -213,7 +202,7 @@ int run(const Args& a) {
   const auto t_enc = clk::now();
   Features feat = encoder_and_pca(train, a.str("encoder-dir", "runs/encoder"),
                                   int(a.integer("encoder-steps", 600, 1, 1'000'000)), seed, 8);
-  redi::train::TrainSet data = redi::train::TrainSet::from_images(train, "fashion-mnist-train-32");
+  redi::data::TrainSet data = redi::data::TrainSet::from_images(train, "fashion-mnist-train-32");
   if (r > 0) {
     const int g = feat.enc.config().grid();
     std::vector<std::int64_t> idx(static_cast<std::size_t>(train.n));
@@ -272,19 +261,14 @@ int run(const Args& a) {
   // 4. sample
   std::vector<int> labels(static_cast<std::size_t>(N));
   for (int i = 0; i < N; ++i) labels[std::size_t(i)] = i / per_class;
-  std::vector<float> gen(std::size_t(N) * (1 + r) * 1024);
   const auto t_sample = clk::now();
-  if (plain) sample_all<redi::CFG<redi::VaeOnly>>(model, gen.data(), labels, sampler, sample_steps, go, seed + 1);
-  else sample_all<redi::Combine<redi::CFG<redi::VaeOnly>, redi::RepGuidance>>(model, gen.data(), labels, sampler,
-                                                                             sample_steps, go, seed + 1);
+  const redi::train::SampleImages gen =
+      plain ? sample_all<redi::CFG<redi::VaeOnly>>(model, labels, sampler, sample_steps, go, seed + 1)
+            : sample_all<redi::Combine<redi::CFG<redi::VaeOnly>, redi::RepGuidance>>(model, labels, sampler,
+                                                                                    sample_steps, go, seed + 1);
   const double sample_s = since(t_sample);
-  std::vector<float> img(std::size_t(N) * 1024);
-  for (int i = 0; i < N; ++i)
-    std::copy_n(gen.data() + std::size_t(i) * (1 + r) * 1024, 1024, img.data() + std::size_t(i) * 1024);
-  const auto u8 = redi::io::to_uint8_nhwc(img.data(), N, 1, 32, 32);
-  redi::io::save_sample_npz(out / "samples.npz", u8.data(), N, 32, 32, 1, labels.data());
   const int cols = per_class % 50 == 0 ? 50 : std::min(per_class, 50);
-  redi::io::write_png(out / "samples.png", redi::io::make_grid(u8.data(), N, 32, 32, 1, cols));
+  const auto u8 = redi::train::write_samples(out, gen, N, cols);
 
   // 5. evaluate: FD in the encoder's pooled-feature space, vs the 10,000 test images
   const auto t_eval = clk::now();
@@ -295,7 +279,7 @@ int run(const Args& a) {
   redi::train::GaussianStats s_test(D), s_gen(D), s_ref(D);
   pooled_stats(feat.enc, test, s_test);
   const std::int64_t gen_correct = pooled_stats(feat.enc, gds, s_gen);
-  const auto ref_idx = redi::train::detail::first_of_permutation(train.n, N, seed ^ 0x726566u);
+  const auto ref_idx = redi::data::random_subset(train.n, N, seed ^ 0x726566u);
   pooled_stats(feat.enc, redi::data::subset(train, ref_idx), s_ref);
   const double fd = redi::train::frechet_distance(s_gen, s_test), fd_ref = redi::train::frechet_distance(s_ref, s_test);
   const double acc = double(gen_correct) / N;
@@ -329,7 +313,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_quickstart", [&] {
+  return redi::cli::run_main("redi_quickstart", [&] {
     const Args a(argc, argv,
                  {"steps", "minutes", "batch", "width", "depth", "heads", "patch", "lr", "lambda-z", "p-drop", "ema",
                   "sampler", "sample-steps", "cfg", "rg", "samples-per-class", "encoder-steps", "seed", "out",

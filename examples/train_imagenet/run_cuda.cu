@@ -6,7 +6,7 @@
 
 namespace redi_examples {
 
-int run_cuda(const CliOptions& c, const redi::train::TrainSet& data) {
+int run_cuda(const CliOptions& c, const redi::data::TrainSet& data) {
   using P = redi::BF16Mixed;
   using redi::Cuda;
   const Cuda ctx = Cuda::create(0);

@@ -35,17 +35,15 @@ struct StepConfig : train::OptimizerConfig {
   std::uint64_t seed = 0;
 };
 
-template <Backbone BB, Fusion F, class Objective, class Prec = float, Device Dev = Cpu>
+template <Backbone BB, Fusion F, Objective Obj, class Prec = float, Device Dev = Cpu>
 class ReDi {
-  static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Objective, DDPM>),
+  static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Obj, DDPM>),
                 "redi::ReDi<SiT, ..., DDPM>: SiT is the flow-matching backbone (t in [0,1]). Use "
                 "redi::ReDi<redi::SiT, F, redi::FlowMatching>, or redi::ReDi<redi::DiT, F, redi::DDPM> "
                 "for integer DDPM timesteps.");
-  static_assert(!(std::is_same_v<BB, DiT> && std::is_same_v<Objective, FlowMatching>),
+  static_assert(!(std::is_same_v<BB, DiT> && std::is_same_v<Obj, FlowMatching>),
                 "redi::ReDi<DiT, ..., FlowMatching>: DiT feeds integer DDPM timesteps. Use "
                 "redi::ReDi<redi::DiT, F, redi::DDPM>, or redi::SiT for flow matching.");
-  static_assert(std::is_same_v<Objective, DDPM> || std::is_same_v<Objective, FlowMatching>,
-                "redi::ReDi<B, F, Objective>: Objective must be redi::DDPM or redi::FlowMatching.");
   using precision = precision_t<Prec>;
   static_assert(!(Dev::is_host && precision::has_compute_copy),
                 "redi::ReDi<..., BF16Mixed, Cpu>: bf16 mixed precision is a GPU policy. On the CPU "
@@ -55,11 +53,11 @@ class ReDi {
 public:
   using backbone = BB;
   using fusion = F;
-  using objective = Objective;
+  using objective = Obj;
   using value_type = T;
   using device_type = Dev;
   using network_type = Transformer<Prec, F, Dev>;
-  using loss_type = JointLoss<Objective, T>;
+  using loss_type = JointLoss<Obj, T>;
   using optimizer_type = train::Optimizer<typename precision::master_t, Dev, typename precision::grad_t,
                                           typename precision::moment_t>;
 
@@ -144,7 +142,7 @@ public:
   template <class S, class G = NoGuidance>
   void sample(T* out, const SampleRequest& req, const typename S::Options& so = {},
               const GuidanceOptions& go = {}, bool use_ema = true) {
-    check_sampling_policies<Objective, S, G>();
+    check_sampling_policies<Obj, S, G>();
     Sampler<S, G, T> sampler(so, go);
     network_type& n = use_ema ? ema_ : net_;
     if constexpr (Dev::is_host) sampler.run(n, out, req);

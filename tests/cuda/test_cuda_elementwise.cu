@@ -7,7 +7,6 @@
 #include "redi/cuda/ops/activation.cuh"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/embedding.cuh"
-#include "redi/cuda/ops/loss.cuh"
 #include "redi/cuda/ops/optim.cuh"
 #include "redi/cuda/ops/patchify.cuh"
 #include "redi/cuda/ops/philox.cuh"
@@ -16,7 +15,6 @@
 #include "redi/ops/elementwise.hpp"
 #include "redi/ops/embedding.hpp"
 #include "redi/ops/embedding_fixed.hpp"
-#include "redi/ops/loss.hpp"
 #include "redi/ops/optim.hpp"
 #include "redi/ops/patchify.hpp"
 #include "redi/ops/softmax.hpp"
@@ -122,25 +120,6 @@ TYPED_TEST(CudaEw, Softmax) {
     ops::softmax_forward(ctx(), dx.data(), dx.data(), rows, cols);
     EXPECT_TRUE(close(host(dx), y, Tol<T>::elem)) << "softmax_forward in place";
   }
-}
-
-TYPED_TEST(CudaEw, Mse) {
-  REDI_REQUIRE_CUDA();
-  using T = TypeParam;
-  const std::size_t n = 100003;
-  const auto N = std::int64_t(n);
-  auto p = input<T>(n, 10), t = input<T>(n, 11);
-  auto dp = dev<T>(p), dt = dev<T>(t);
-  const double ref = ops::mse_forward(cpu, p.data(), t.data(), N);
-  EXPECT_NEAR(ops::mse_forward(ctx(), dp.data(), dt.data(), N), ref, 1e-12 * ref);
-  auto d_sum = dev_zeros<double>(1);
-  ops::mse_sum_async(ctx(), d_sum.data(), dp.data(), dt.data(), N);
-  EXPECT_NEAR(d_sum.to_host()[0] / double(n), ref, 1e-12 * ref);
-  std::vector<float> dref(n);
-  ops::mse_backward(cpu, dref.data(), p.data(), t.data(), N, 0.5f);
-  auto dgrad = dev_zeros<T>(n);
-  ops::mse_backward(ctx(), dgrad.data(), dp.data(), dt.data(), N, 0.5);
-  EXPECT_TRUE(close(host(dgrad), dref, Tol<T>::elem));
 }
 
 TEST(CudaOptim, AdamWAndEmaFp32) {

@@ -92,9 +92,10 @@ if(MODE STREQUAL "install")
   if(NOT EXISTS "${prefix}/include/redi/redi.hpp" OR NOT EXISTS "${prefix}/include/redi/version.hpp")
     message(FATAL_ERROR "check_package: headers not installed under ${prefix}/include")
   endif()
-  # The exported targets must name dependencies by target, not by the build machine's paths.
+  # The exported targets must name dependencies by target and paths relative to the install
+  # prefix: no absolute path (a quoted or list item starting with /), no library file.
   file(READ "${cfg_dir}/rediTargets.cmake" targets_text)
-  if(targets_text MATCHES "(/usr/|/opt/|/work/|\\.so|\\.a\")")
+  if(targets_text MATCHES "(\"|;)/[A-Za-z]|\\.so|\\.a\"")
     message(FATAL_ERROR "check_package: rediTargets.cmake holds an absolute path or library "
                         "file; dependencies must be imported targets:\n${targets_text}")
   endif()

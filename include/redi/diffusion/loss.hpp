@@ -27,12 +27,10 @@ enum class RepDrop {
   PerSample,  // one coin per sample: zero that sample's z and its feature-loss weight
 };
 
-template <class Objective, class T>
+template <Objective Obj, class T>
 class JointLoss {
-  static_assert(Objective::is_ddpm != Objective::is_flow,
-                "redi::JointLoss<Objective, T>: Objective must be redi::DDPM or redi::FlowMatching");
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "redi::JointLoss<Objective, T>: T must be float or double");
+                "redi::JointLoss<Obj, T>: T must be float or double");
 
 public:
   using value_type = T;
@@ -78,10 +76,10 @@ public:
   template <TrainableNetwork N>
   Stats operator()(N& net, const Batch& b, bool backward = true) {
     static_assert(std::is_same_v<typename N::value_type, T>,
-                  "redi::JointLoss<Objective, T>: the network's value_type must be T");
-    diffusion::check_objective_network<Objective, N>();
+                  "redi::JointLoss<Obj, T>: the network's value_type must be T");
+    diffusion::check_objective_network<Obj, N>();
     const diffusion::Layout L = diffusion::layout_of(net);
-    REDI_CHECK(!L.learned_sigma || Objective::supports_learned_sigma,
+    REDI_CHECK(!L.learned_sigma || Obj::supports_learned_sigma,
                "JointLoss<FlowMatching>: network outputs 2*Cin channels (learned sigma); "
                "flow matching has no learned sigma — build it with learn_sigma = false");
     REDI_CHECK(b.B > 0 && b.x0 && (L.r() == 0 || b.z0), "JointLoss: empty batch or null x0/z0");
@@ -146,8 +144,8 @@ private:
       ldropped_ += ldrop ? 1 : 0;
       // time
       const double u = philox::uniform(key, rng::stream(rng::TrainTime, id), 0);
-      if constexpr (Objective::is_ddpm) {
-        const int t = std::min(int(u * Objective::num_timesteps), Objective::num_timesteps - 1);
+      if constexpr (Obj::is_ddpm) {
+        const int t = std::min(int(u * Obj::num_timesteps), Obj::num_timesteps - 1);
         tidx_[i] = t;
         time_[i] = T(t);
       } else {
@@ -161,7 +159,7 @@ private:
     const bool zero_noisy = opt_.zero_noisy_z;
     const int B = b.B;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
     for (int i = 0; i < B; ++i) {
       // the noise of sample i depends only on (key, its global index): filled in parallel
@@ -173,7 +171,7 @@ private:
       T* cl = clean_.data() + i * nin;
       const bool drop = rep_mask_[i] != 0;
       double ca = 0, cb = 0, tt = 0;
-      if constexpr (Objective::is_ddpm) {
+      if constexpr (Obj::is_ddpm) {
         ca = sched_.sqrt_alphas_cumprod[tidx_[i]];
         cb = sched_.sqrt_one_minus_alphas_cumprod[tidx_[i]];
       } else {
@@ -187,7 +185,7 @@ private:
         clean = double(cl[e]);  // the value the loss sees is the T-rounded clean value
         const double n = double(nz[e]);
         double xt;
-        if constexpr (Objective::is_ddpm) {
+        if constexpr (Obj::is_ddpm) {
           xt = diffusion::ddpm_q_sample(clean, n, ca, cb);
           tg[e] = T(n);
         } else {
@@ -204,12 +202,12 @@ private:
     Stats st;
     const long long hw = L.hw(), nin = L.in_elems(), nout = L.out_elems();
     const long long nx = (long long)L.cx * hw, nzc = nin - nx;
-    const bool vb_on = Objective::is_ddpm && L.learned_sigma;
+    const bool vb_on = Obj::is_ddpm && L.learned_sigma;
     std::vector<double>& acc = acc_;  // per-sample [mse_x, mse_z, vb, loss]
     if (acc.size() < std::size_t(4 * B)) acc.resize(4 * B);
     const double invB = 1.0 / B;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
     for (int i = 0; i < B; ++i) {
       const double lam = rep_mask_[i] ? 0.0 : opt_.lambda_z;

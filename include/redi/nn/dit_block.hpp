@@ -14,7 +14,7 @@
 
 #include "redi/ops/backend.hpp"
 
-namespace redi::nn {
+namespace redi {
 
 struct BlockDims {
   int B, S, D, H, Dm;  // batch, tokens per sample, width, heads, MLP width
@@ -31,8 +31,8 @@ struct BlockGrads {
   G *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ada_w, *ada_b;
 };
 
-/// Activations a block saves for its backward pass (pointers into the model's arenas: grab
-/// hands out T elements, grab_s S elements). With `flash`, lse [B, H, S] replaces probs.
+/// Activations a block saves for its backward pass, carved from the model's arena (a
+/// Workspace, core/workspace.hpp). With `flash`, lse [B, H, S] replaces probs.
 template <class T, class S = T>
 struct BlockActs {
   T *mod;                                        // [B, 6D]
@@ -40,33 +40,36 @@ struct BlockActs {
   T *h_mid, *ln2, *m2, *f1, *g, *f2;             // MLP branch
   S *mean1, *rstd1, *mean2, *rstd2, *lse;        // statistics
 
-  template <class Grab, class GrabS>
-  void carve(Grab&& grab, GrabS&& grab_s, const BlockDims& d, bool flash) {
+  template <class W>
+  void carve(W& w, const BlockDims& d, bool flash) {
     const std::int64_t N = d.N(), D = d.D;
-    mod = grab(std::int64_t(d.B) * 6 * D);
-    h_in = grab(N * D); ln1 = grab(N * D); m1 = grab(N * D);
-    qkv = grab(3 * N * D);
-    probs = flash ? nullptr : grab(std::int64_t(d.B) * d.H * d.S * d.S);
-    lse = flash ? grab_s(std::int64_t(d.B) * d.H * d.S) : nullptr;
-    ao = grab(N * D); a = grab(N * D);
-    h_mid = grab(N * D); ln2 = grab(N * D); m2 = grab(N * D);
-    f1 = grab(N * d.Dm); g = grab(N * d.Dm); f2 = grab(N * D);
-    mean1 = grab_s(N); rstd1 = grab_s(N); mean2 = grab_s(N); rstd2 = grab_s(N);
+    mod = w.template take<T>(std::int64_t(d.B) * 6 * D);
+    h_in = w.template take<T>(N * D); ln1 = w.template take<T>(N * D); m1 = w.template take<T>(N * D);
+    qkv = w.template take<T>(3 * N * D);
+    probs = flash ? nullptr : w.template take<T>(std::int64_t(d.B) * d.H * d.S * d.S);
+    lse = flash ? w.template take<S>(std::int64_t(d.B) * d.H * d.S) : nullptr;
+    ao = w.template take<T>(N * D); a = w.template take<T>(N * D);
+    h_mid = w.template take<T>(N * D); ln2 = w.template take<T>(N * D); m2 = w.template take<T>(N * D);
+    f1 = w.template take<T>(N * d.Dm); g = w.template take<T>(N * d.Dm); f2 = w.template take<T>(N * D);
+    mean1 = w.template take<S>(N); rstd1 = w.template take<S>(N);
+    mean2 = w.template take<S>(N); rstd2 = w.template take<S>(N);
   }
 };
 
-/// Scratch shared by all blocks' backward passes.
+/// Scratch shared by all blocks' backward passes (carved next to the activations).
 template <class T>
 struct BlockScratch {
   T *d_big1, *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
 
-  template <class Dev, class Grab>
-  void carve(Grab&& grab, const BlockDims& d, bool flash) {
+  template <class W>
+  void carve(W& w, const BlockDims& d, bool flash) {
+    using Ops = Backend<typename W::device_type>;
     const std::int64_t N = d.N(), D = d.D;
-    d_big1 = grab(N * d.Dm); d_big2 = grab(N * d.Dm); dqkv = grab(3 * N * D);
-    att = flash ? nullptr : grab(Backend<Dev>::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
-    d_small = grab(N * D); dtmp = grab(N * D);
-    dmod = grab(std::int64_t(d.B) * 6 * D); dsc_tmp = grab(std::int64_t(d.B) * D);
+    d_big1 = w.template take<T>(N * d.Dm); d_big2 = w.template take<T>(N * d.Dm);
+    dqkv = w.template take<T>(3 * N * D);
+    att = flash ? nullptr : w.template take<T>(Ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
+    d_small = w.template take<T>(N * D); dtmp = w.template take<T>(N * D);
+    dmod = w.template take<T>(std::int64_t(d.B) * 6 * D); dsc_tmp = w.template take<T>(std::int64_t(d.B) * D);
   }
 };
 
@@ -74,35 +77,35 @@ struct BlockScratch {
 template <class Ctx, class T, class St>
 void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w, const T* sc,
                    BlockActs<T, St>& a, const T* h_in, T* h_out) {
-  using K = Backend<Ctx>;
+  using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;  // stride between samples in mod
-  K::linear_forward(ctx, a.mod, sc, w.ada_w, w.ada_b, B, D, 6 * D);
+  Ops::linear_forward(ctx, a.mod, sc, w.ada_w, w.ada_b, B, D, 6 * D);
   const T *shift1 = a.mod, *scale1 = a.mod + D, *gate1 = a.mod + 2 * D;
   const T *shift2 = a.mod + 3 * D, *scale2 = a.mod + 4 * D, *gate2 = a.mod + 5 * D;
 
-  if (a.h_in != h_in) K::copy(ctx, a.h_in, h_in, d.N() * D);
+  if (a.h_in != h_in) Ops::copy(ctx, a.h_in, h_in, d.N() * D);
   // attention branch
-  K::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
-  K::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
-  K::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
+  Ops::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
+  Ops::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
+  Ops::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
   if constexpr (has_flash_attention<Ctx, T>) {
-    if (a.lse) K::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
-    else K::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+    if (a.lse) Ops::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
+    else Ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
   } else {
-    K::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+    Ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
   }
-  K::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
-  K::copy(ctx, a.h_mid, a.h_in, d.N() * D);
-  K::gated_residual_forward(ctx, a.h_mid, a.a, gate1, B, S, D, ms);
+  Ops::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
+  Ops::copy(ctx, a.h_mid, a.h_in, d.N() * D);
+  Ops::gated_residual_forward(ctx, a.h_mid, a.a, gate1, B, S, D, ms);
   // MLP branch
-  K::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
-  K::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
-  K::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
-  K::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
-  K::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);
-  if (h_out != a.h_mid) K::copy(ctx, h_out, a.h_mid, d.N() * D);
-  K::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
+  Ops::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
+  Ops::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
+  Ops::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
+  Ops::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
+  Ops::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);
+  if (h_out != a.h_mid) Ops::copy(ctx, h_out, a.h_mid, d.N() * D);
+  Ops::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
 }
 
 /// Backward. On entry dh = dL/dh_out; on exit dh = dL/dh_in. Parameter gradients accumulate
@@ -111,7 +114,7 @@ template <class Ctx, class T, class G, class St>
 void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
                     const BlockGrads<G>& g, const BlockActs<T, St>& a, const T* sc, T* dh, T* dsc,
                     const BlockScratch<T>& s) {
-  using K = Backend<Ctx>;
+  using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;
   const std::int64_t ND = d.N() * D;
@@ -120,29 +123,29 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   T *dshift2 = s.dmod + 3 * D, *dscale2 = s.dmod + 4 * D, *dgate2 = s.dmod + 5 * D;
 
   // MLP branch: h_out = h_mid + gate2 * f2
-  K::gated_residual_backward(ctx, s.d_small, dgate2, dh, a.f2, gate2, B, S, D, ms);
-  K::linear_backward(ctx, s.d_big1, g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
-  K::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
-  K::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
-  K::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
-  K::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
-  K::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_mid
+  Ops::gated_residual_backward(ctx, s.d_small, dgate2, dh, a.f2, gate2, B, S, D, ms);
+  Ops::linear_backward(ctx, s.d_big1, g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
+  Ops::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
+  Ops::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
+  Ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
+  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
+  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_mid
   // attention branch: h_mid = h_in + gate1 * a
-  K::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
-  K::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
+  Ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
+  Ops::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
   if constexpr (has_flash_attention<Ctx, T>) {
-    if (a.lse) K::flash_attention_backward(ctx, s.dqkv, s.dtmp, a.qkv, a.ao, a.lse, B, S, H, D / H);
-    else K::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+    if (a.lse) Ops::flash_attention_backward(ctx, s.dqkv, s.dtmp, a.qkv, a.ao, a.lse, B, S, H, D / H);
+    else Ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
   } else {
-    K::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+    Ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
   }
-  K::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
-  K::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
-  K::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
-  K::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_in
+  Ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
+  Ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
+  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
+  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_in
   // adaLN modulation
-  K::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
-  K::add_inplace(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
+  Ops::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
+  Ops::add_inplace(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
 }
 
-}  // namespace redi::nn
+}  // namespace redi

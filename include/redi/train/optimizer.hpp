@@ -72,7 +72,7 @@ struct StepResult {
 /// AdamW + clipping + EMA over n parameters of type M on Dev (moments of type Mo, gradients G).
 template <class M, Device Dev = Cpu, class G = M, class Mo = M>
 class Optimizer {
-  using K = Backend<Dev>;  // the ops of Dev (redi/ops/backend.hpp)
+  using Ops = Backend<Dev>;  // the ops of Dev (redi/ops/backend.hpp)
 
 public:
   Optimizer(std::int64_t n, const OptimizerConfig& cfg, const Dev& ctx = Dev{})
@@ -110,9 +110,9 @@ public:
   /// given) and the moments, and counts the step.
   StepResult step(M* params, G* grads, double lr, M* ema = nullptr) {
     StepResult r;
-    r.grad_norm = std::sqrt(K::sum_squares(ctx_, grads, n_));
+    r.grad_norm = std::sqrt(Ops::sum_squares(ctx_, grads, n_));
     if (cfg_.grad_clip > 0 && r.grad_norm > cfg_.grad_clip)
-      K::scale_inplace(ctx_, grads, n_, cfg_.grad_clip / (r.grad_norm + cfg_.clip_eps));
+      Ops::scale_inplace(ctx_, grads, n_, cfg_.grad_clip / (r.grad_norm + cfg_.clip_eps));
     ++steps_;
     r.lr = lr;
     ops::AdamWConfig a = cfg_.adamw;
@@ -120,10 +120,10 @@ public:
     for (const auto& g : groups_) {
       ops::AdamWConfig ag = a;
       if (!g.decay) ag.weight_decay = 0.0;
-      K::adamw_step(ctx_, params + g.offset, grads + g.offset, m_.data() + g.offset, v_.data() + g.offset,
+      Ops::adamw_step(ctx_, params + g.offset, grads + g.offset, m_.data() + g.offset, v_.data() + g.offset,
                       g.numel, ag, steps_);
     }
-    if (ema) K::ema_update(ctx_, ema, params, n_, cfg_.ema_decay);
+    if (ema) Ops::ema_update(ctx_, ema, params, n_, cfg_.ema_decay);
     return r;
   }
 

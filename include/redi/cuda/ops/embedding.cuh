@@ -1,6 +1,6 @@
 // redi/cuda/ops/embedding.cuh — table lookup and its scatter-add backward (atomicAdd: the
 // order of repeated-index additions, hence the last bits of fp32 sums, is not deterministic),
-// the fixed sin-cos embeddings (SPEC section 8) and a device copy. Mirrors
+// the fixed sin-cos embeddings (docs/method.md section 9) and a device copy. Mirrors
 // redi/ops/embedding.hpp, redi/ops/embedding_fixed.hpp and redi/ops/copy.hpp.
 #pragma once
 #include <cmath>

@@ -10,7 +10,6 @@
 #include "redi/cuda/ops/gemm.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
 #include "redi/cuda/ops/linear.cuh"
-#include "redi/cuda/ops/loss.cuh"
 #include "redi/cuda/ops/modulate.cuh"
 #include "redi/cuda/ops/optim.cuh"
 #include "redi/cuda/ops/patchify.cuh"
