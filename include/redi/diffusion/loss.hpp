@@ -57,6 +57,8 @@ public:
     const std::uint64_t* sample_index = nullptr;  // ... or explicit global indices [B]
     const std::uint8_t* label_drop = nullptr;   // explicit label-dropout mask [B] (overrides RNG)
     const std::uint8_t* rep_drop = nullptr;     // explicit representation-drop mask [B] (overrides RNG)
+    const T* time = nullptr;    // explicit network times [B] (DDPM: integer steps) (overrides RNG)
+    const T* noise = nullptr;   // explicit noise [B, Cin, H, W] (overrides RNG)
   };
 
   struct Stats {
@@ -143,14 +145,17 @@ private:
       labels_[i] = ldrop ? null : y;
       ldropped_ += ldrop ? 1 : 0;
       // time
-      const double u = philox::uniform(key, rng::stream(rng::TrainTime, id), 0);
+      const double u = b.time ? 0.0 : philox::uniform(key, rng::stream(rng::TrainTime, id), 0);
       if constexpr (Obj::is_ddpm) {
-        const int t = std::min(int(u * Obj::num_timesteps), Obj::num_timesteps - 1);
+        const int t = b.time ? int(b.time[i])
+                             : std::min(int(u * Obj::num_timesteps), Obj::num_timesteps - 1);
+        REDI_CHECK(t >= 0 && t < Obj::num_timesteps, "JointLoss: timestep ", t, " of sample ", i,
+                   " outside [0, ", Obj::num_timesteps, ")");
         tidx_[i] = t;
         time_[i] = T(t);
       } else {
         tidx_[i] = 0;
-        time_[i] = T(u);
+        time_[i] = b.time ? b.time[i] : T(u);
       }
     }
     // noisy input and targets (per element, parallel over the batch)
@@ -163,8 +168,11 @@ private:
 #endif
     for (int i = 0; i < B; ++i) {
       // the noise of sample i depends only on (key, its global index): filled in parallel
-      philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
-                          rng::stream(rng::TrainNoise, index_of(b, i)));
+      if (b.noise)
+        std::copy(b.noise + i * nin, b.noise + (i + 1) * nin, noise_.data() + i * nin);
+      else
+        philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
+                            rng::stream(rng::TrainNoise, index_of(b, i)));
       const T* nz = noise_.data() + i * nin;
       T* in = input_.data() + i * nin;
       T* tg = target_.data() + i * nin;
