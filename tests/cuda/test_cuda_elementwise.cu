@@ -5,6 +5,7 @@
 #include "cuda_test_util.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/cuda/ops/activation.cuh"
+#include "redi/cuda/ops/copy.cuh"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/embedding.cuh"
 #include "redi/cuda/ops/optim.cuh"
@@ -12,6 +13,7 @@
 #include "redi/cuda/ops/philox.cuh"
 #include "redi/cuda/ops/softmax.cuh"
 #include "redi/ops/activation.hpp"
+#include "redi/ops/copy.hpp"
 #include "redi/ops/elementwise.hpp"
 #include "redi/ops/embedding.hpp"
 #include "redi/ops/embedding_fixed.hpp"
@@ -71,6 +73,20 @@ TYPED_TEST(CudaEw, SumSquaresAndConvert) {
   auto want = to_float(to<T>(x));
   auto got = host(back);
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+}
+
+// copy_strided (one cudaMemcpy2DAsync) moves the same block of rows as the CPU op; elements
+// outside the block stay as they were.
+TEST(CudaCopy, StridedEqualsCpu) {
+  REDI_REQUIRE_CUDA();
+  const std::int64_t rows = 37, cols = 129, ss = 301, ds = 200;
+  const auto src = randn(std::size_t(rows * ss), 41);
+  std::vector<float> want(std::size_t(rows * ds), -7.0f);
+  ops::copy_strided(cpu, want.data() + 3, ds, src.data() + 5, ss, rows, cols);
+  auto d_src = dev<float>(src);
+  auto d_dst = dev<float>(std::vector<float>(std::size_t(rows * ds), -7.0f));
+  ops::copy_strided(ctx(), d_dst.data() + 3, ds, d_src.data() + 5, ss, rows, cols);
+  EXPECT_EQ(host(d_dst), want);
 }
 
 TYPED_TEST(CudaEw, GeluSilu) {
