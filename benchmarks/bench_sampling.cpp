@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/redi_model.hpp"
 
 namespace {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "redi/core/philox.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/ops/gemm.hpp"
 #include "redi/nn/flops.hpp"
 #include "redi/redi_model.hpp"

@@ -11,6 +11,9 @@ if(REDI_HAVE_CUDA)
 endif()
 install(TARGETS ${_redi_export_targets} EXPORT rediTargets)
 install(DIRECTORY include/redi DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The shipped data files (data/README.md), found by redi::data_dir() through the target's
+# REDI_DATA_DIR definition.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/data/ DESTINATION ${CMAKE_INSTALL_DATADIR}/redi/data)
 install(EXPORT rediTargets NAMESPACE redi:: DESTINATION ${REDI_INSTALL_CMAKEDIR})
 
 configure_package_config_file(cmake/rediConfig.cmake.in

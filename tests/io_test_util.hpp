@@ -82,11 +82,6 @@ inline std::filesystem::path test_data_path(const std::string& rel) {
   const char* d = std::getenv("REDI_TEST_DATA");
   return std::filesystem::path(d ? d : "tests/data") / rel;
 }
-/// `rel` under the shared directory of data sets and weights ($REDI_SHARED; else /work/shared).
-inline std::filesystem::path shared_path(const std::string& rel) {
-  const char* s = std::getenv("REDI_SHARED");
-  return std::filesystem::path(s ? s : "/work/shared") / rel;
-}
 
 /// Runs f, expecting a redi::Error whose message contains every part.
 inline void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {

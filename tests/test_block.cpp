@@ -8,19 +8,21 @@
 
 #include "gradcheck.hpp"
 #include "redi/core/philox.hpp"
+#include "redi/core/workspace.hpp"
 #include "redi/nn/dit_block.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 using namespace redi;
 
 namespace {
 
 struct BlockFixture {
-  nn::BlockDims d{2, 5, 8, 2, 32};  // B, S, D, H, Dm
+  BlockDims d{2, 5, 8, 2, 32};  // B, S, D, H, Dm
   std::vector<double> W;            // all weights, contiguous
   std::vector<std::int64_t> off;    // offsets of the 10 tensors
-  std::vector<double> arena;
-  nn::BlockActs<double> acts{};
-  nn::BlockScratch<double> scratch{};
+  Workspace<> arena;
+  BlockActs<double> acts{};
+  BlockScratch<double> scratch{};
 
   BlockFixture() {
     const std::int64_t D = d.D, Dm = d.Dm;
@@ -30,22 +32,17 @@ struct BlockFixture {
     W.resize(std::size_t(total));
     philox::fill_normal(W.data(), W.size(), 21, 0);
     for (auto& w : W) w *= 0.3;
-    std::int64_t need = 0;
-    auto count = [&](std::int64_t n) -> double* { need += n; return nullptr; };
-    acts.carve(count, count, d, /*flash=*/false);
-    scratch.carve(count, d, /*flash=*/false);
-    arena.assign(std::size_t(need), 0.0);
-    std::int64_t at = 0;
-    auto grab = [&](std::int64_t n) { double* p = arena.data() + at; at += n; return p; };
-    acts.carve(grab, grab, d, /*flash=*/false);
-    scratch.carve(grab, d, /*flash=*/false);
+    arena.carve([&](Workspace<>& w) {
+      acts.carve(w, d, /*flash=*/false);
+      scratch.carve(w, d, /*flash=*/false);
+    });
   }
-  nn::BlockWeights<double> weights() const {
+  BlockWeights<double> weights() const {
     const double* P = W.data();
     return {P + off[0], P + off[1], P + off[2], P + off[3], P + off[4],
             P + off[5], P + off[6], P + off[7], P + off[8], P + off[9]};
   }
-  nn::BlockGrads<double> grads(std::vector<double>& G) const {
+  BlockGrads<double> grads(std::vector<double>& G) const {
     double* P = G.data();
     return {P + off[0], P + off[1], P + off[2], P + off[3], P + off[4],
             P + off[5], P + off[6], P + off[7], P + off[8], P + off[9]};
@@ -62,12 +59,12 @@ TEST(DiTBlock, GradientsOfInputConditioningAndWeights) {
   philox::fill_normal(sc.data(), sc.size(), 23, 0);
   philox::fill_normal(w.data(), w.size(), 24, 0);
   auto loss = [&] {
-    nn::block_forward(cpu, f.d, f.weights(), sc.data(), f.acts, h.data(), out.data());
+    block_forward(cpu, f.d, f.weights(), sc.data(), f.acts, h.data(), out.data());
     return test::weighted_sum(out.data(), w.data(), N);
   };
   loss();
   std::vector<double> G(f.W.size(), 0.0), dh(w), dsc(C, 0.0);
-  nn::block_backward(cpu, f.d, f.weights(), f.grads(G), f.acts, sc.data(), dh.data(), dsc.data(), f.scratch);
+  block_backward(cpu, f.d, f.weights(), f.grads(G), f.acts, sc.data(), dh.data(), dsc.data(), f.scratch);
   auto check = [&](const char* what, double* x, const double* g, std::int64_t n) {
     EXPECT_LT(test::max_rel_error_richardson(loss, x, n, g, 1e-4, 40), 1e-6) << what;
   };
@@ -87,6 +84,6 @@ TEST(DiTBlock, ZeroModulationIsIdentity) {
   std::vector<double> h(N), sc(C), out(N);
   philox::fill_normal(h.data(), h.size(), 25, 0);
   philox::fill_normal(sc.data(), sc.size(), 26, 0);
-  nn::block_forward(cpu, f.d, f.weights(), sc.data(), f.acts, h.data(), out.data());
+  block_forward(cpu, f.d, f.weights(), sc.data(), f.acts, h.data(), out.data());
   EXPECT_EQ(out, h);
 }

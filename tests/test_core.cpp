@@ -26,22 +26,46 @@ TEST(Core, TensorShapeAndHostCopy) {
   EXPECT_EQ(t.data(), nullptr);
 }
 
-TEST(Core, WorkspaceAllocatesOnceAfterPlanning) {
+TEST(Core, WorkspaceCarvesWithOneAllocation) {
   Workspace<> ws;
-  // Planning pass: sizes the arena.
-  ws.plan<float>(1000);
-  ws.plan<double>(17);
-  ws.reserve(ws.high_water());
+  float* a = nullptr;
+  double* b = nullptr;
+  int* c = nullptr;
+  int calls = 0;
+  auto layout = [&](int n) {
+    return [&, n](Workspace<>& w) {
+      ++calls;
+      a = w.take<float>(1000 * n);
+      b = w.take<double>(17);
+      c = w.take<int>(n);
+    };
+  };
+  EXPECT_TRUE(ws.carve(layout(2)));  // measures, allocates once, carves
+  EXPECT_EQ(calls, 2);
   EXPECT_EQ(ws.allocations(), 1u);
-  for (int step = 0; step < 5; ++step) {
-    ws.reset();
-    float* a = ws.take<float>(1000);
-    double* b = ws.take<double>(17);
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a) % 256, 0u);
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b) % 256, 0u);
+  ASSERT_NE(a, nullptr);
+  for (const void* p : {static_cast<const void*>(a), static_cast<const void*>(b), static_cast<const void*>(c)})
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 256, 0u);
+  // the buffers are disjoint and in order
+  EXPECT_GE(reinterpret_cast<const char*>(b), reinterpret_cast<const char*>(a + 2000));
+  EXPECT_GE(reinterpret_cast<const char*>(c), reinterpret_cast<const char*>(b + 17));
+  const std::size_t cap = ws.capacity();
+  EXPECT_FALSE(ws.carve(layout(1)));  // a smaller layout fits: no allocation
+  EXPECT_FALSE(ws.carve(layout(2)));
+  EXPECT_EQ(ws.allocations(), 1u);
+  EXPECT_EQ(ws.capacity(), cap);
+  EXPECT_TRUE(ws.carve(layout(3)));  // a bigger one grows the arena once
+  EXPECT_EQ(ws.allocations(), 2u);
+  // the simple bump protocol: reserve once, take and reset per step
+  Workspace<> s;
+  s.reserve(1 << 16);
+  for (int step = 0; step < 3; ++step) {
+    s.reset();
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(s.take<float>(100)) % 256, 0u);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(s.take<double>(7)) % 256, 0u);
   }
-  EXPECT_EQ(ws.allocations(), 1u);
-  EXPECT_THROW(ws.take<float>(1 << 20), Error);
+  EXPECT_EQ(s.allocations(), 1u);
+  EXPECT_THROW(s.take<float>(1 << 20), Error);
 }
 
 TEST(Core, Bf16AndHalfRoundTrip) {

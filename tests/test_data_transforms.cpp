@@ -287,7 +287,7 @@ TEST(DataResample, CenterCropAdmMatchesPillowFixtures) {
         for (int c = 0; c < 3; ++c)
           img[std::size_t((y * cs.w + x) * 3 + c)] =
               std::uint8_t((x * 7 + y * 13 + c * 29 + (x * y) % 17 + (x * x * 3 + y) % 41) % 256);
-    const std::string path = test::test_data_path("data/adm_crop_" + std::to_string(cs.h) + "x" +
+    const std::string path = test::test_data_path("transforms/adm_crop_" + std::to_string(cs.h) + "x" +
                                                   std::to_string(cs.w) + "_" + std::to_string(cs.size) + ".u8")
                                  .string();
     std::ifstream f(path, std::ios::binary);

@@ -1,10 +1,10 @@
 // The device code path of ReDi<..., Dev> — everything a GPU model does differently from a CPU
 // one except the kernels — exercised without a GPU. `StagedHost` is a device tag that is NOT
 // host (so ReDi routes its loss and samplers through DeviceBridge, runs the optimiser through
-// the device ops, and checkpoints stage through host memory) but whose memory is host memory
-// and whose ops forward to the CPU ops. Against the plain CPU model the results must be
-// identical bit for bit: losses, weights, EMA, samples, and checkpoints in both directions; a
-// failed checkpoint load must leave the staged model unchanged.
+// the device's backend, and checkpoints stage through host memory) but whose memory is host
+// memory; its backend is the CPU's (one specialisation of redi::Backend). Against the plain CPU
+// model the results must be identical bit for bit: losses, weights, EMA, samples, and
+// checkpoints in both directions; a failed checkpoint load must leave the staged model unchanged.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -12,65 +12,24 @@
 #include <utility>
 #include <vector>
 
+#include "io_test_util.hpp"
 #include "redi/core/device.hpp"
-#include "redi/ops/ops.hpp"  // the CPU ops the StagedHost ops forward to (declared first)
+#include "redi/core/philox.hpp"
+#include "redi/ops/cpu_backend.hpp"
+#include "redi/train/checkpoint.hpp"
+#include "toy_data.hpp"
 
 namespace staged {
-/// Host memory behind a non-host device tag.
-struct StagedHost {
+/// Host memory behind a non-host device tag; its context converts to the CPU's.
+struct StagedHost : redi::Cpu {
   static constexpr bool is_host = false;
   static constexpr const char* name = "staged-host";
-  static void* allocate(std::size_t n) { return redi::Cpu::allocate(n); }
-  static void deallocate(void* p) noexcept { redi::Cpu::deallocate(p); }
-  static void copy_to_host(void* d, const void* s, std::size_t n) { redi::Cpu::copy_to_host(d, s, n); }
-  static void copy_from_host(void* d, const void* s, std::size_t n) { redi::Cpu::copy_from_host(d, s, n); }
-  static void memset_zero(void* p, std::size_t n) { redi::Cpu::memset_zero(p, n); }
 };
 }  // namespace staged
 
-// Every op the model, its optimiser step and the bridge run on their device, forwarded to the
-// CPU op. Declared before the model headers, as the CUDA ops are (qualified calls bind at the
-// point of definition).
-namespace redi::ops {
-#define REDI_STAGED_OP(name)                                                  \
-  template <class... A>                                                       \
-  decltype(auto) name(const staged::StagedHost&, A&&... a) {                  \
-    return name(redi::cpu, std::forward<A>(a)...);                            \
-  }
-REDI_STAGED_OP(copy)
-REDI_STAGED_OP(patchify_forward)
-REDI_STAGED_OP(unpatchify_forward)
-REDI_STAGED_OP(unpatchify_backward)
-REDI_STAGED_OP(linear_forward)
-REDI_STAGED_OP(linear_backward)
-REDI_STAGED_OP(add_broadcast)
-REDI_STAGED_OP(add_inplace)
-REDI_STAGED_OP(timestep_embedding)
-REDI_STAGED_OP(silu_forward)
-REDI_STAGED_OP(silu_backward)
-REDI_STAGED_OP(gelu_forward)
-REDI_STAGED_OP(gelu_backward)
-REDI_STAGED_OP(embedding_forward)
-REDI_STAGED_OP(embedding_backward)
-REDI_STAGED_OP(layernorm_forward)
-REDI_STAGED_OP(layernorm_backward)
-REDI_STAGED_OP(modulate_forward)
-REDI_STAGED_OP(modulate_backward)
-REDI_STAGED_OP(gated_residual_forward)
-REDI_STAGED_OP(gated_residual_backward)
-REDI_STAGED_OP(attention_forward)
-REDI_STAGED_OP(attention_backward)
-REDI_STAGED_OP(sum_squares)
-REDI_STAGED_OP(scale_inplace)
-REDI_STAGED_OP(adamw_step)
-REDI_STAGED_OP(ema_update)
-#undef REDI_STAGED_OP
-}  // namespace redi::ops
-
-#include "io_test_util.hpp"
-#include "redi/core/philox.hpp"
-#include "redi/train/checkpoint.hpp"
-#include "toy_data.hpp"
+/// The test device runs the CPU's ops.
+template <>
+struct redi::Backend<staged::StagedHost> : redi::Backend<redi::Cpu> {};
 
 using namespace redi;
 using staged::StagedHost;

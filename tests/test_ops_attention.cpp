@@ -6,6 +6,7 @@
 
 #include "gradcheck.hpp"
 #include "redi/ops/attention.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 using namespace redi;
 using namespace redi::test;
@@ -49,8 +50,8 @@ const AttentionStrategy kStrategies[] = {AttentionStrategy::Heads, AttentionStra
 
 // The CPU has no fused flash attention: device-generic code (nn/dit_block.hpp) keeps the
 // exact-contract op (probs saved) there; only redi::Cuda + bf16 has one (attention_cudnn.cuh).
-static_assert(!ops::has_flash_attention<Cpu, float>);
-static_assert(!ops::has_flash_attention<Cpu, double>);
+static_assert(!has_flash_attention<Cpu, float>);
+static_assert(!has_flash_attention<Cpu, double>);
 
 }  // namespace
 

@@ -1,5 +1,5 @@
-// Tests for embeddings, patchify/unpatchify, fixed sin-cos tables, elementwise helpers, the MSE
-// loss and the optimiser (AdamW, EMA).
+// Tests for embeddings, patchify/unpatchify, fixed sin-cos tables, elementwise helpers, the
+// strided copy and the optimiser (AdamW, EMA).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -180,23 +180,18 @@ TEST(Elementwise, Helpers) {
       EXPECT_EQ(z[o * inner + i], x[o * inner + i] + row[i]);
 }
 
-// ---------------------------------------------------------------- loss
-TEST(Mse, ValueAndGradient) {
-  const std::vector<double> pred = {1, 2, 3, 4}, target = {0, 2, 5, 3.5};
-  EXPECT_DOUBLE_EQ(ops::mse_forward<double>(cpu, pred.data(), target.data(), 4),
-                   (1 + 0 + 4 + 0.25) / 4);
-  std::vector<double> d(4);
-  ops::mse_backward<double>(cpu, d.data(), pred.data(), target.data(), 4, 3.0);
-  EXPECT_EQ(d, (std::vector<double>{1.5, 0, -3, 0.75}));  // 3 * 2 (p - t) / 4
-  auto p = uniform<double>(50, 1), t = uniform<double>(50, 2);
-  std::vector<double> dp(50, std::nan(""));
-  ops::mse_backward<double>(cpu, dp.data(), p.data(), t.data(), 50, 0.7);
-  auto loss = [&] { return 0.7 * ops::mse_forward<double>(cpu, p.data(), t.data(), 50); };
-  auto r = grad_check(loss, p.data(), 50, dp.data());
-  EXPECT_LT(r.max_rel, 1e-6) << r.str();
-  auto pf = cast<float>(p), tf = cast<float>(t);
-  EXPECT_NEAR(ops::mse_forward<float>(cpu, pf.data(), tf.data(), 50),
-              ops::mse_forward<double>(cpu, p.data(), t.data(), 50), 1e-6);
+// ---------------------------------------------------------------- copies
+TEST(CopyStrided, MovesABlockOfRowsBetweenStridedLayouts) {
+  // rows of 3 elements from a layout with stride 5 into one with stride 4 (the rest untouched)
+  std::vector<int> src(4 * 5), dst(4 * 4, -1);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = int(i);
+  ops::copy_strided(cpu, dst.data() + 1, 4, src.data() + 2, 5, 4, 3);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(dst[std::size_t(r * 4)], -1);
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(dst[std::size_t(r * 4 + 1 + c)], r * 5 + 2 + c) << r << "," << c;
+  }
+  ops::copy_strided(cpu, dst.data(), 4, src.data(), 5, 0, 3);  // no rows: nothing happens
+  EXPECT_EQ(dst[0], -1);
 }
 
 // ---------------------------------------------------------------- optimiser

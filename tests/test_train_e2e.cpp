@@ -15,6 +15,7 @@
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/train/encoder_training.hpp"
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/train/trainer.hpp"
 
 using namespace redi;
@@ -42,7 +43,7 @@ TEST(TrainEndToEnd, FashionMnistLossFallsAndSamplesAreWritten) {
   data::PcaFitOptions fo;
   fo.num_components = r;
   const data::Pca pca = fitter.fit(fo);
-  train::TrainSet set = train::TrainSet::from_images(ds, "fmnist-3000");
+  data::TrainSet set = data::TrainSet::from_images(ds, "fmnist-3000");
   set.r = r; set.zh = g; set.zw = g;
   set.z.resize(std::size_t(ds.n) * r * g * g);
   for (int s = 0; s < ds.n; s += 500) {
@@ -138,7 +139,7 @@ TEST(TrainSet, BatchRowsCarryTheirOwnFeatures) {
   data::PcNormalization norm;
   norm.mean = {0.5f, -0.25f, 0.f};
   norm.std = {2.f, 0.5f, 1.5f};
-  train::TrainSet t = train::TrainSet::from_images(ds, "toy");
+  data::TrainSet t = data::TrainSet::from_images(ds, "toy");
   t.r = r; t.zh = g; t.zw = g;
   t.z.resize(std::size_t(ds.n) * r * g * g);
   train::extract_pca_features(enc, ds, all, pca, r, View<float>{t.z.data(), Shape{ds.n, r, g, g}}, &norm);

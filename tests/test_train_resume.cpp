@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "redi/nn/weights.hpp"
+#include "redi/ops/cpu_backend.hpp"
+#include "redi/weights/transformer.hpp"
 #include "redi/train/checkpoint.hpp"
 #include "redi/train/trainer.hpp"
 #include "io_test_util.hpp"
@@ -26,8 +27,8 @@ namespace {
 fs::path temp_dir(const std::string& name) { return test::fresh_temp_dir("redi_test_train_" + name); }
 
 /// n samples of 1 x 8 x 8 images and r feature channels on a 4 x 4 grid, 4 classes.
-train::TrainSet toy_set(int n, int r, std::uint64_t seed = 5) {
-  train::TrainSet t;
+data::TrainSet toy_set(int n, int r, std::uint64_t seed = 5) {
+  data::TrainSet t;
   t.n = n; t.cx = 1; t.h = 8; t.w = 8; t.r = r; t.zh = 4; t.zw = 4; t.num_classes = 4; t.name = "toy";
   t.x.resize(std::size_t(n) * 64);
   t.z.resize(std::size_t(n) * r * 16);
@@ -72,7 +73,7 @@ train::TrainerConfig quiet_config(int batch, int steps) {
 
 /// Trains `m` on `data` for `steps` steps of batch 4, then saves the checkpoint `ck`.
 template <class Model>
-void train_and_save(Model& m, const train::TrainSet& data, int steps, const fs::path& ck,
+void train_and_save(Model& m, const data::TrainSet& data, int steps, const fs::path& ck,
                     std::map<std::string, std::string> extra = {}) {
   train::Trainer<Model> t(m, data, quiet_config(4, steps));
   t.run();
@@ -91,7 +92,7 @@ bool same_bits(Model& a, Model& b) {
 template <class Model>
 void check_resume(const std::string& tag, int r, bool learn_sigma) {
   const fs::path dir = temp_dir("resume_" + tag);
-  const train::TrainSet data = toy_set(40, r);
+  const data::TrainSet data = toy_set(40, r);
   const auto opts = options<Model>(r, learn_sigma);
   // batch 6 over 40 samples: 6 batches per epoch; 14 steps cross two epoch boundaries, the
   // split at 7 is mid-epoch.

@@ -134,27 +134,6 @@ void BM_FlashAttentionFwdBwd(benchmark::State& state) {
 BENCHMARK(BM_FlashAttentionFwdBwd)->ArgName("B")->Arg(64)->Arg(256)->UseManualTime()
     ->Unit(benchmark::kMillisecond)->MinTime(0.3);
 
-// ---- Fused LayerNorm + adaLN modulate over tokens [B*256, 1152] (bandwidth)
-template <class T>
-void BM_LayerNormModulate(benchmark::State& state) {
-  if (skip_without_device(state)) return;
-  const int B = int(state.range(0)), L = 256, C = 1152;
-  const std::int64_t n = std::int64_t(B) * L * C;
-  auto x = randn_dev<T>(n, 5), ada = randn_dev<T>(std::int64_t(B) * 6 * C, 6, 0.1f);
-  Tensor<T, Cuda> y(Shape{n});
-  Tensor<float, Cuda> mean(Shape{std::int64_t(B) * L}), rstd(Shape{std::int64_t(B) * L});
-  timed_loop(state, [&] {
-    redi::ops::layernorm_modulate_forward(ctx(), y.data(), mean.data(), rstd.data(), x.data(),
-                                          ada.data(), ada.data() + C, B, L, C, 6 * C);
-  });
-  state.counters["GB/s"] = benchmark::Counter(2.0 * double(n) * sizeof(T) * 1e-9,
-                                              benchmark::Counter::kIsIterationInvariantRate);
-}
-BENCHMARK(BM_LayerNormModulate<bf16>)->Arg(256)->UseManualTime()->Unit(benchmark::kMicrosecond)
-    ->MinTime(0.3);
-BENCHMARK(BM_LayerNormModulate<float>)->Arg(256)->UseManualTime()->Unit(benchmark::kMicrosecond)
-    ->MinTime(0.3);
-
 // ---- Philox normal fill (the noise of a SiT-XL/2 batch is 256 * 256 * 32 values)
 void BM_PhiloxFill(benchmark::State& state) {
   if (skip_without_device(state)) return;

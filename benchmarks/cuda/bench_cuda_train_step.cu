@@ -29,7 +29,7 @@
 
 #include <chrono>
 
-#include "redi/cuda/ops/ops.cuh"
+#include "redi/cuda/backend.cuh"
 #include "redi/nn/flops.hpp"
 #include "redi/redi_model.hpp"
 

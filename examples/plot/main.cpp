@@ -5,13 +5,13 @@
 #include <string>
 #include <vector>
 
-#include "../train/cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "redi/viz/viz.hpp"
 
 namespace {
 
-using redi_examples::Args;
-using redi_examples::UsageError;
+using redi::cli::Args;
+using redi::cli::UsageError;
 namespace viz = redi::viz;
 namespace fs = std::filesystem;
 
@@ -119,7 +119,7 @@ int run_compare(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_plot", [&]() -> int {
+  return redi::cli::run_main("redi_plot", [&]() -> int {
     const Args a(argc, argv,
                  {"metrics", "series", "compare", "runs", "out", "keys", "cols", "panel-width", "panel-height", "title",
                   "x-label", "y-label", "width", "height"},

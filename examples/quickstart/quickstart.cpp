@@ -5,14 +5,17 @@
 //   2. a frozen feature encoder (--encoder: a supervised ViT trained here, or the committed
 //      self-supervised DINO ViT) and the PCA of its patch features to r channels;
 //   3. a small SiT with Merged fusion and flow matching, trained with redi::train::Trainer;
-//   4. 1000 samples with the run's guidance (class-conditional: CFG on the image channel plus
-//      representation guidance; --unconditional: representation guidance alone);
-//   5. quality numbers written to eval.json: the samples' image channels as an ADM npz, and the
-//      Frechet distance in the feature encoder's pooled space (a figure the ReDi model is
-//      trained towards — not a judge; docs/results.md judges with an independent classifier).
-// --plain trains the plain SiT (r = 0) with the same budget, for the comparison.
+//   4. 1000 samples with the run's guidance (by default unconditional with representation
+//      guidance, the setting where ReDi beats the plain model at this budget: docs/results.md;
+//      --conditional: CFG on the image channel plus representation guidance);
+//   5. quality numbers written to eval.json: the independent judge's report (a CNN classifier
+//      that is never a feature source, redi/eval/judge.hpp: Frechet distance in its features,
+//      precision/recall, class coverage and accuracy), and for reference the Frechet distance in
+//      the feature encoder's pooled space (a figure the ReDi model is trained towards: no judge).
+// --plain trains the plain SiT (r = 0) with the same budget and settings: the matched baseline.
 // Outputs (in --out): samples.png, samples.npz (ADM evaluator format), metrics.jsonl,
-// checkpoint.safetensors, eval.json, and with --eval-every evals/step_N.npz along training.
+// checkpoint.safetensors, eval.json, and with --eval-every evals/step_N.npz along training, the
+// judge's FD at each in metrics.jsonl, and curves.png (losses and judge FD against steps).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,24 +25,26 @@
 #include <string>
 #include <vector>
 
-#include "../train/cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "features.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/data/resample.hpp"
 #include "redi/data/splits.hpp"
+#include "redi/eval/judge.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/metrics_log.hpp"
 #include "redi/train/trainer.hpp"
+#include "redi/viz/training_curves.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
 
 namespace fs = std::filesystem;
-using redi_examples::Args;
-using redi_examples::UsageError;
+using redi::cli::Args;
+using redi::cli::UsageError;
 using Model = redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching>;
 using clk = std::chrono::steady_clock;
 
@@ -50,14 +55,15 @@ ReDi on Fashion-MNIST (pixel space, 32x32): a feature encoder + PCA, a small SiT
 fusion and flow matching, 1000 samples with the run's guidance, and quality numbers.
 Everything is deterministic for a given thread count.
   --plain               the plain SiT (r = 0) with the same budget (default out runs/quickstart_plain)
-  --unconditional       one class (num_classes = 1): no CFG; ReDi samples with RG alone
+  --conditional         class-conditional (10 classes, CFG; ReDi adds RG)
+  --unconditional       one class (num_classes = 1): no CFG; ReDi samples with RG alone (default)
   --r N                 PCA channels the model generates (default 8; --plain: 0)
   --encoder E           supervised | dino (default supervised)
   --z-norm M            per-channel | relative | natural (default per-channel; see features.hpp)
   --z-scale X           scale of the normalised PCs (default 1)
   --feature-grid G      image | token: the features resized to the 32x32 image grid and patchified
                         like it (the paper's layout), or kept on the 8x8 token grid (one r-vector
-                        per token, own embedder and head; ModelConfig::feature_size) (default image)
+                        per token, own embedder and head; ModelConfig::feature_size) (default token)
   --steps N             SiT training steps (default 2000)
   --minutes M           wall-clock budget of this program in minutes (default 12.5); training
                         stops early, with a message, if it would not leave time to sample
@@ -76,10 +82,13 @@ Everything is deterministic for a given thread count.
   --guidance G          auto | none | cfg | rg | cfg+rg (default auto: conditional cfg (+rg when
                         r > 0), unconditional rg when r > 0, else none)
   --cfg X               CFG scale on the image channel (default 2.0)
-  --rg X                representation guidance scale (default 1.1)
+  --rg X                representation guidance scale (default 1.5 unconditional, 1.1 with CFG;
+                        both chosen on the validation split, docs/results.md)
   --samples N           samples drawn at the end (default 1000; balanced over the classes)
-  --eval-split S        val | test: the reference images of the quality numbers (default test)
-  --eval-every N        also sample --eval-samples images every N steps into evals/ (default 0: off)
+  --eval-split S        val | test: the reference images of the quality numbers (default test);
+                        with test, the judge's floor (as many real validation images) is reported
+  --eval-every N        also sample --eval-samples images every N steps into evals/ and log the
+                        judge's FD (against the --eval-split images) (default 0: off)
   --eval-samples N      (default 500)
   --oracle              also sample the image channels with the features held to those of the
                         first N reference images (SampleRequest::known_z): oracle_samples.npz
@@ -179,7 +188,8 @@ int run_main(const Args& a) {
   const auto t_start = clk::now();
   Run run;
   run.plain = a.flag("plain");
-  run.conditional = !a.flag("unconditional");
+  if (a.flag("conditional") && a.flag("unconditional")) throw UsageError("--conditional and --unconditional");
+  run.conditional = a.flag("conditional");
   run.r = run.plain ? 0 : int(a.integer("r", 8, 1, quickstart::kPcaComponents));
   if (run.plain && a.has("r")) throw UsageError("--plain and --r: the plain model has r = 0");
   const std::int64_t steps = a.integer("steps", 2000, 1, 10'000'000);
@@ -201,7 +211,7 @@ int run_main(const Args& a) {
   run.seed = std::uint64_t(a.integer("seed", 0, 0, INT64_MAX));
   const fs::path out = a.str("out", run.plain ? "runs/quickstart_plain" : "runs/quickstart");
   run.go.cfg_scale = a.real("cfg", 2.0, 0.0, 100.0);
-  run.go.rg_scale = a.real("rg", 1.1, 0.0, 100.0);
+  run.go.rg_scale = a.real("rg", run.conditional ? 1.1 : 1.5, 0.0, 100.0);
   quickstart::FeatureSettings fset;
   fset.encoder = a.choice("encoder", "supervised", {"supervised", "dino"});
   fset.encoder_steps = int(a.integer("encoder-steps", 600, 1, 1'000'000));
@@ -221,7 +231,7 @@ int run_main(const Args& a) {
   o.model.depth = int(a.integer("depth", 4, 1, 64));
   o.model.heads = int(a.integer("heads", 4, 1, 64));
   o.model.patch = int(a.integer("patch", 4, 1, 8));
-  const std::string feature_grid = a.choice("feature-grid", "image", {"image", "token"});
+  const std::string feature_grid = a.choice("feature-grid", "token", {"image", "token"});
   if (feature_grid == "token" && run.r > 0) o.model.feature_size = o.model.input_size / o.model.patch;
   o.loss.lambda_z = a.real("lambda-z", 1.0, 0.0, 100.0);
   o.loss.p_drop = run.plain ? 0.0 : a.real("p-drop", 0.2, 0.0, 1.0);
@@ -255,10 +265,15 @@ int run_main(const Args& a) {
   std::cout << "[quickstart] Fashion-MNIST: " << train.n << " training images, reference: " << ref.n << " "
             << run.eval_split << " images, 32x32x1\n";
 
+  // the independent judge and its reference statistics (fails early when its weights are missing)
+  redi::eval::Judge judge = redi::eval::Judge::load();
+  const redi::eval::ReferenceSet judge_ref = judge.reference(ref);
+  std::cout << "[quickstart] judge: " << judge.feature_space() << "\n";
+
   // 2. encoder + PCA (the plain run needs the encoder too: the encoder-space FD)
   const auto t_enc = clk::now();
   quickstart::Features feat = quickstart::encoder_and_pca(train, fset, std::cout);
-  redi::train::TrainSet data = redi::train::TrainSet::from_images(train, "fashion-mnist-train-55k-32");
+  redi::data::TrainSet data = redi::data::TrainSet::from_images(train, "fashion-mnist-train-55k-32");
   data.num_classes = K;
   if (!run.conditional) std::fill(data.labels.begin(), data.labels.end(), 0);
   if (run.r > 0) {
@@ -320,7 +335,12 @@ int run_main(const Args& a) {
       fs::create_directories(out / "evals");
       const auto u8 = image_channel_u8(gen, run.eval_samples, per);
       redi::io::save_sample_npz(out / "evals" / name, u8.data(), run.eval_samples, 32, 32, 1, y.data());
-      rec.add("samples_file", (fs::path("evals") / name).string()).add("seconds", since(te));
+      const redi::eval::JudgeReport rep = judge.report(u8.data(), run.eval_samples, run.conditional ? y.data() : nullptr,
+                                                       judge_ref);
+      rec.add("judge_fd", rep.fd).add("judge_precision", rep.precision).add("judge_recall", rep.recall);
+      rec.add("judge_coverage", rep.coverage.coverage);
+      if (run.conditional) rec.add("judge_class_accuracy", rep.class_accuracy);
+      rec.add("samples_file", (fs::path("evals") / name).string()).add("eval_seconds", since(te));
     });
   }
   const auto t_train = clk::now();
@@ -331,6 +351,13 @@ int run_main(const Args& a) {
     trainer.run();
   }
   const double train_s = since(t_train);
+  if (run.eval_every > 0 && !a.has("from")) {
+    redi::viz::CurvesOptions co;
+    co.title = std::string(run.plain ? "plain SiT" : "ReDi SiT") + (run.conditional ? ", conditional" : ", unconditional");
+    for (const char* k : {"loss", "mse_x", "mse_z", "judge_fd"})
+      if (std::string(k) != "mse_z" || run.r > 0) co.keys.push_back(k);
+    redi::viz::plot_training_curves(out / "metrics.jsonl", out / "curves.png", co);
+  }
 
   // 4. sample
   const int N = run.samples;
@@ -369,6 +396,9 @@ int run_main(const Args& a) {
   pooled_stats(feat.enc, ref, s_ref);
   const std::int64_t gen_correct = pooled_stats(feat.enc, as_dataset(u8, labels, K == 1 ? 10 : K), s_gen);
   const double fd = redi::train::frechet_distance(s_gen, s_ref);
+  redi::eval::JudgeReport jrep = judge.report(u8.data(), N, run.conditional ? labels.data() : nullptr, judge_ref);
+  if (run.eval_split == "test") jrep.set_floor(judge.floor(split.val, N, judge_ref));
+  std::cout << "[quickstart] " << jrep.summary();
   const double total_s = since(t_start);
   std::cout << "[quickstart] FD in the feature encoder's pooled space (" << N << " samples vs " << ref.n << " "
             << run.eval_split << " images): " << fd << "\n";
@@ -381,7 +411,7 @@ int run_main(const Args& a) {
   ev.add("variant", run.plain ? "plain" : "redi").add("conditional", run.conditional).add("r", run.r);
   ev.add("encoder", fset.encoder).add("z_norm", fset.z.mode).add("z_scale", fset.z.scale);
   ev.add("feature_grid", feature_grid);
-  ev.add("eval_split", run.eval_split).add("fd_feature_encoder", fd);
+  ev.add("eval_split", run.eval_split).raw("judge", jrep.to_json()).add("fd_feature_encoder", fd);
   if (run.conditional) ev.add("feature_encoder_class_accuracy", double(gen_correct) / N);
   ev.add("samples", N).add("reference_images", ref.n).add("steps_trained", model.step()).add("steps_requested", steps);
   if (a.has("from")) ev.add("from_checkpoint", a.str("from"));
@@ -412,13 +442,13 @@ int run_main(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_quickstart", [&] {
+  return redi::cli::run_main("redi_quickstart", [&] {
     const Args a(argc, argv,
                  {"steps", "minutes", "batch", "width", "depth", "heads", "patch", "lr", "lambda-z", "p-drop", "ema",
                   "sampler", "sample-steps", "guidance", "cfg", "rg", "samples", "eval-split", "eval-every",
                   "eval-samples", "encoder", "z-norm", "z-scale", "r", "drop-zeroes", "feature-grid", "encoder-steps", "seed", "out", "encoder-dir",
                   "data", "threads", "from"},
-                 {"plain", "unconditional", "oracle", "drop-per-sample", "help"});
+                 {"plain", "conditional", "unconditional", "oracle", "drop-per-sample", "help"});
     if (a.flag("help")) {
       std::cout << kUsage;
       return 0;

@@ -6,11 +6,14 @@
 #include <cstdint>
 #include <string>
 
-#include "cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/trainer.hpp"
 
 namespace redi_examples {
+
+using redi::cli::Args;
+using redi::cli::UsageError;
 
 struct CliOptions {
   // data
@@ -27,7 +30,7 @@ struct CliOptions {
   redi::ModelConfig model{};
   double lambda_z = 1.0, p_drop = 0.0, label_drop = 0.1;
   bool per_sample_drop = false;
-  redi::TrainConfig train{};
+  redi::StepConfig train{};
   // run
   int batch = 64;
   std::int64_t steps = 1000;
@@ -75,12 +78,12 @@ inline void parse_sampling_flags(const Args& a, CliOptions& c, int min_steps, do
 
 /// Loads the data set and (r > 0) computes its PCA features; caches the encoder, PCA and
 /// normalisation in the output directory so that a resumed run sees the same z.
-redi::train::TrainSet prepare_data(const CliOptions& c);
+redi::data::TrainSet prepare_data(const CliOptions& c);
 
-int run_sit(const CliOptions& c, const redi::train::TrainSet& data);  // run_sit.cpp
-int run_dit(const CliOptions& c, const redi::train::TrainSet& data);  // run_dit.cpp
+int run_sit(const CliOptions& c, const redi::data::TrainSet& data);  // run_sit.cpp
+int run_dit(const CliOptions& c, const redi::data::TrainSet& data);  // run_dit.cpp
 /// The same on the GPU with BF16Mixed precision (examples/train_imagenet/run_cuda.cu; only in
 /// builds with CUDA, where REDI_EXAMPLES_HAVE_CUDA is defined).
-int run_cuda(const CliOptions& c, const redi::train::TrainSet& data);
+int run_cuda(const CliOptions& c, const redi::data::TrainSet& data);
 
 }  // namespace redi_examples

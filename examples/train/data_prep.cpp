@@ -33,7 +33,7 @@ redi::data::ImageDataset load(const CliOptions& c) {
 /// The patch features of the chosen encoder -> PCA -> optional normalisation, on the encoder's
 /// grid (the trainer resizes to the image grid per batch). Cached in the output directory.
 template <redi::data::FeatureEncoder E>
-void features(const CliOptions& c, E& enc, const redi::data::ImageDataset& ds, redi::train::TrainSet& t) {
+void features(const CliOptions& c, E& enc, const redi::data::ImageDataset& ds, redi::data::TrainSet& t) {
   namespace fs = std::filesystem;
   const fs::path pf = fs::path(c.out) / "pca.safetensors", nf = fs::path(c.out) / "pc_norm.safetensors";
   const int r = c.model.feature_channels;
@@ -68,14 +68,14 @@ void features(const CliOptions& c, E& enc, const redi::data::ImageDataset& ds, r
 
 }  // namespace
 
-redi::train::TrainSet prepare_data(const CliOptions& c) {
+redi::data::TrainSet prepare_data(const CliOptions& c) {
   namespace fs = std::filesystem;
   const redi::data::ImageDataset ds = load(c);
   REDI_CHECK(ds.h == ds.w && ds.h == c.model.input_size, c.dataset, ": images are ", ds.h, "x", ds.w,
              ", the model expects ", c.model.input_size, "x", c.model.input_size);
   std::cout << "[redi_train] " << c.dataset << ": " << ds.n << " images " << ds.h << "x" << ds.w << "x" << ds.c << ", "
             << ds.num_classes << " classes\n";
-  redi::train::TrainSet t = redi::train::TrainSet::from_images(ds, c.dataset);
+  redi::data::TrainSet t = redi::data::TrainSet::from_images(ds, c.dataset);
   if (c.model.feature_channels == 0) return t;
   fs::create_directories(c.out);
   if (c.features == "patch") {

@@ -3,7 +3,7 @@
 #include <iostream>
 #include <string>
 
-#include "cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "cli_options.hpp"
 
 namespace {
@@ -40,9 +40,9 @@ Sampling (grids during training, and --num-samples at the end -> samples.npz, AD
 Exit status: 0 done, 1 error (message names the file/step), 2 usage error.
 )";
 
-using redi_examples::Args;
+using redi::cli::Args;
 using redi_examples::CliOptions;
-using redi_examples::UsageError;
+using redi::cli::UsageError;
 
 CliOptions parse(const Args& a) {
   CliOptions c;
@@ -105,7 +105,7 @@ CliOptions parse(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_train", [&] {
+  return redi::cli::run_main("redi_train", [&] {
     const Args a(argc, argv,
                  {"dataset", "data-dir", "image-size", "channels", "r", "features", "encoder-steps", "backbone",
                   "fusion", "size", "depth", "width", "heads", "patch", "batch", "steps", "lr", "warmup",
@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     CliOptions c = parse(a);
-    redi_examples::apply_threads_flag(a);
-    redi::train::TrainSet data = redi_examples::prepare_data(c);
+    redi::cli::apply_threads_flag(a);
+    redi::data::TrainSet data = redi_examples::prepare_data(c);
     c.model.num_classes = data.num_classes;
     return c.backbone == "sit" ? redi_examples::run_sit(c, data) : redi_examples::run_dit(c, data);
   });

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "cli_options.hpp"
-#include "redi/io/image_write.hpp"
-#include "redi/io/npz.hpp"
+#include "redi/io/safetensors.hpp"
+#include "redi/train/samples.hpp"
 
 namespace redi_examples {
 
@@ -42,7 +42,7 @@ typename redi::train::Trainer<Model>::SampleFn make_sample_fn(const CliOptions& 
 /// Trains (and samples) one compile-time model type; `ctx` is its device (redi::Cpu{} or a
 /// redi::Cuda context for ReDi<..., Cuda> instantiations compiled by nvcc).
 template <class Model>
-int run_training(const CliOptions& c, const redi::train::TrainSet& data,
+int run_training(const CliOptions& c, const redi::data::TrainSet& data,
                  const typename Model::device_type& ctx = {}) {
   namespace fs = std::filesystem;
   typename Model::Options o;
@@ -70,38 +70,22 @@ int run_training(const CliOptions& c, const redi::train::TrainSet& data,
   }
   trainer.run();
   if (c.num_samples > 0) {
-    const int N = c.num_samples, Cin = c.model.channels_in(), H = c.model.input_size, Cx = c.model.image_channels;
-    std::vector<int> labels(static_cast<std::size_t>(N));
-    for (int i = 0; i < N; ++i) labels[std::size_t(i)] = i % data.num_classes;
-    std::vector<float> x(std::size_t(N) * Cx * H * H), buf;
-    const int B = 100;
-    for (int s = 0; s < N; s += B) {
-      redi::SampleRequest req;
-      req.B = std::min(B, N - s);
-      req.labels = labels.data() + s;
-      req.seed = c.train.seed + 1;
-      req.first_index = std::uint64_t(s);
-      buf.resize(std::size_t(req.B) * Cin * H * H);
-      sample(model, buf.data(), req);
-      for (int b = 0; b < req.B; ++b)
-        std::copy_n(buf.data() + std::size_t(b) * Cin * H * H, std::size_t(Cx) * H * H,
-                    x.data() + std::size_t(s + b) * Cx * H * H);
-      std::cout << "[redi_train] sampled " << s + req.B << "/" << N << std::endl;
-    }
-    if (Cx != 1 && Cx != 3) {  // VAE latents: no picture here; decode them with the VAE
-      std::vector<std::int32_t> lab(labels.begin(), labels.end());
+    std::vector<int> labels(static_cast<std::size_t>(c.num_samples));
+    for (int i = 0; i < c.num_samples; ++i) labels[std::size_t(i)] = i % data.num_classes;
+    const redi::train::SampleImages s = redi::train::sample_images(
+        c.model, std::move(labels), c.train.seed + 1,
+        [&](float* out, const redi::SampleRequest& req) { sample(model, out, req); }, 100, &std::cout, "[redi_train]");
+    if (s.c != 1 && s.c != 3) {  // VAE latents: no picture here; decode them with the VAE
+      std::vector<std::int32_t> lab(s.labels.begin(), s.labels.end());
       redi::io::SafeTensorsWriter w;
-      w.add("latents", redi::Shape{N, Cx, H, H}, x.data());
-      w.add("labels", redi::Shape{N}, lab.data());
+      w.add("latents", redi::Shape{s.n, s.c, s.h, s.w}, s.x.data());
+      w.add("labels", redi::Shape{s.n}, lab.data());
       w.write(fs::path(c.out) / "samples_latents.safetensors", {{"format", "pt"}});
       std::cout << "[redi_train] wrote " << (fs::path(c.out) / "samples_latents.safetensors").string() << "\n";
       return 0;
     }
-    const auto u8 = redi::io::to_uint8_nhwc(x.data(), N, Cx, H, H);
-    redi::io::save_sample_npz(fs::path(c.out) / "samples.npz", u8.data(), N, H, H, Cx, labels.data());
-    const int shown = std::min(N, 100);
-    redi::io::write_png(fs::path(c.out) / "samples.png", redi::io::make_grid(u8.data(), shown, H, H, Cx, 10));
-    std::cout << "[redi_train] wrote " << (fs::path(c.out) / "samples.npz").string() << " (" << N
+    redi::train::write_samples(c.out, s, 100, 10);
+    std::cout << "[redi_train] wrote " << (fs::path(c.out) / "samples.npz").string() << " (" << s.n
               << " samples, ADM format) and samples.png\n";
   }
   return 0;

@@ -1,12 +1,12 @@
 // examples/train_imagenet/run_cuda.cu — redi_train_imagenet's GPU runs: the four model types
 // (SiT/DiT x Merged/Separate) as ReDi<..., BF16Mixed, Cuda> on GPU 0, through the same
 // training/sampling code as the CPU runs (examples/train/train_run.hpp). Built only with CUDA.
-#include "redi/cuda/ops/ops.cuh"
+#include "redi/cuda/backend.cuh"
 #include "../train/train_run.hpp"
 
 namespace redi_examples {
 
-int run_cuda(const CliOptions& c, const redi::train::TrainSet& data) {
+int run_cuda(const CliOptions& c, const redi::data::TrainSet& data) {
   using P = redi::BF16Mixed;
   using redi::Cuda;
   const Cuda ctx = Cuda::create(0);

@@ -1,4 +1,4 @@
-// redi_train_imagenet — the paper's setup (SPEC section 7): ImageNet 256x256 as pre-extracted
+// redi_train_imagenet — the paper's setup (docs/method.md section 8): ImageNet 256x256 as pre-extracted
 // SD-VAE-ft-EMA latents (32x32x4) and DINOv2-B/14-reg patch features, PCA to r = 8 with the
 // authors' PCA file, SiT-XL/2 (or DiT) with Merged fusion, batch 256, AdamW lr 1e-4, EMA 0.9999,
 // 400K steps. The data cannot be extracted here (no ImageNet, VAE or DINOv2 weights), so this
@@ -9,16 +9,17 @@
 #include <string>
 #include <vector>
 
-#include "../train/cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "../train/cli_options.hpp"
+#include "redi/core/paths.hpp"
 #include "redi/data/pca_io.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
-using redi_examples::Args;
+using redi::cli::Args;
 using redi_examples::CliOptions;
-using redi_examples::UsageError;
+using redi::cli::UsageError;
 
 namespace {
 
@@ -37,7 +38,8 @@ Data (--data DIR): every *.safetensors or *.npz file in DIR (sorted by name) is 
                            reduced here with the PCA file (z = PCA_r, 16x16, then bilinear to 32x32)
   z        [n, R, 16, 16]  features already projected on the first R >= r PCs
 Options (defaults = the paper's):
-  --pca FILE             the authors' PCA (default /work/shared/data/dinov2_vitb14_reg_pca.safetensors)
+  --pca FILE             the authors' PCA (default: dinov2_vitb14_reg_pca.safetensors in redi's
+                         data folder, $REDI_DATA_DIR or the repository's / install's data/)
   --latent-scale X       multiply latents by X (default 1)
   --backbone sit|dit     (sit; objective follows)  --fusion merged|separate (merged)
   --size XL/2 --depth/--width/--heads/--patch  --learn-sigma (dit)
@@ -74,7 +76,7 @@ struct Shard {
 
 std::string shape_text(const std::vector<std::int64_t>& s) { return redi::io::shape_str(s); }
 
-redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, const fs::path& pca_path, double scale) {
+redi::data::TrainSet load_shards(const fs::path& dir, const CliOptions& c, const fs::path& pca_path, double scale) {
   REDI_CHECK(fs::is_directory(dir), dir.string(), ": --data directory not found (it must hold the latent/feature shards; "
              "see --help)");
   std::vector<Shard> shards;
@@ -87,7 +89,7 @@ redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, cons
   const int r = c.model.feature_channels;
   redi::data::Pca pca;
   bool pca_loaded = false;
-  redi::train::TrainSet t;
+  redi::data::TrainSet t;
   t.cx = 4; t.h = 32; t.w = 32; t.r = r; t.zh = r ? 16 : 0; t.zw = r ? 16 : 0; t.num_classes = 1000;
   t.name = "imagenet-latents:" + dir.string();
   for (const auto& s : shards) {
@@ -123,7 +125,7 @@ redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, cons
         REDI_CHECK(ds.size() == 3 && ds[0] == n && ds[1] == 256 && ds[2] == 768, f, ": 'dinov2' has shape ",
                    shape_text(ds), ", expected [", n, ", 256, 768]");
         if (!pca_loaded) {
-          REDI_CHECK(fs::exists(pca_path), pca_path.string(), ": PCA file not found (--pca; the authors' file is "
+          REDI_CHECK(fs::exists(pca_path), pca_path.string(), ": PCA file not found (--pca; the authors' file ships in redi's data folder as "
                      "data/dinov2_vitb14_reg_pca.safetensors)");
           pca = redi::data::load_pca(pca_path, r);
           pca_loaded = true;
@@ -143,7 +145,7 @@ redi::train::TrainSet load_shards(const fs::path& dir, const CliOptions& c, cons
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_train_imagenet", [&] {
+  return redi::cli::run_main("redi_train_imagenet", [&] {
     const Args a(argc, argv,
                  {"data", "pca", "latent-scale", "backbone", "fusion", "size", "depth", "width", "heads", "patch", "r",
                   "lambda-z", "p-drop", "batch", "steps", "lr", "ema", "seed", "out", "log-every", "ckpt-every",
@@ -156,7 +158,7 @@ int main(int argc, char** argv) {
     }
     if (!a.has("data")) throw UsageError("--data DIR is required (the pre-extracted shards; see --help)");
     const fs::path data = a.str("data");
-    const fs::path pca = a.str("pca", "/work/shared/data/dinov2_vitb14_reg_pca.safetensors");
+    const fs::path pca = a.str("pca", (redi::data_dir() / "dinov2_vitb14_reg_pca.safetensors").string());
     const double scale = a.real("latent-scale", 1.0, 1e-6, 1e6);
     const std::string device = a.choice("device", "cpu", {"cpu", "cuda"});
 #if !defined(REDI_EXAMPLES_HAVE_CUDA)
@@ -193,9 +195,9 @@ int main(int argc, char** argv) {
     c.resume = a.str("resume");
     c.max_minutes = a.real("max-minutes", 0.0, 0.0, 1e9);
     redi_examples::parse_sampling_flags(a, c, 2, 2.4, 1.1);
-    redi_examples::apply_threads_flag(a);
+    redi::cli::apply_threads_flag(a);
 
-    redi::train::TrainSet t = load_shards(data, c, pca, scale);
+    redi::data::TrainSet t = load_shards(data, c, pca, scale);
     if (c.pc_norm && c.model.feature_channels > 0) {
       redi::data::PcStats st(c.model.feature_channels);
       st.add(t.z.data(), t.n, 256);

@@ -4,7 +4,9 @@
 //             auto stats = model.train_step(x0, z0, labels, B, step);
 //             model.sample<redi::SdeEulerMaruyama, redi::CFG<redi::VaeOnly>>(out, req, {}, {4.0});
 // P is the precision: float or double on the CPU; float (= redi::FP32) or redi::BF16Mixed on
-// redi::Cuda (include redi/cuda/ops/ops.cuh first, compile with nvcc), e.g.
+// redi::Cuda. The device's ops come from its backend (redi/ops/backend.hpp): include
+// redi/ops/cpu_backend.hpp (or redi/redi.hpp) for the CPU, redi/cuda/backend.cuh (nvcc) for
+// CUDA, e.g.
 //   auto ctx = redi::Cuda::create();
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, redi::BF16Mixed, redi::Cuda> m(opt, ctx);
 // The API is the same on every device: train_step and sample take HOST pointers of
@@ -21,30 +23,27 @@
 #include "redi/nn/device_bridge.hpp"
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/transformer.hpp"
-#include "redi/ops/ops.hpp"
+#include "redi/ops/backend.hpp"
+#include "redi/train/optimizer.hpp"
 
 namespace redi {
 
-/// Training hyper-parameters of a ReDi model (SPEC section 7 defaults).
-struct TrainConfig {
-  ops::AdamWConfig adamw{};      // lr 1e-4, no weight decay
-  double ema_decay = 0.9999;
-  double grad_clip = 0.0;        // max global L2 norm; 0 = off
-  int warmup_steps = 0;          // linear LR warm-up
-  std::uint64_t seed = 0;        // noise / dropout stream of the run
+/// How ReDi::train_step updates the model: the shared optimiser step (train::OptimizerConfig:
+/// AdamW lr 1e-4 without weight decay, warm-up, clipping, EMA 0.9999 — the paper's recipe,
+/// docs/method.md) and the seed of the run's noise and dropout draws.
+struct StepConfig : train::OptimizerConfig {
+  std::uint64_t seed = 0;
 };
 
-template <Backbone BB, Fusion F, class Objective, class Prec = float, Device Dev = Cpu>
+template <Backbone BB, Fusion F, Objective Obj, class Prec = float, Device Dev = Cpu>
 class ReDi {
-  static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Objective, DDPM>),
+  static_assert(!(std::is_same_v<BB, SiT> && std::is_same_v<Obj, DDPM>),
                 "redi::ReDi<SiT, ..., DDPM>: SiT is the flow-matching backbone (t in [0,1]). Use "
                 "redi::ReDi<redi::SiT, F, redi::FlowMatching>, or redi::ReDi<redi::DiT, F, redi::DDPM> "
                 "for integer DDPM timesteps.");
-  static_assert(!(std::is_same_v<BB, DiT> && std::is_same_v<Objective, FlowMatching>),
+  static_assert(!(std::is_same_v<BB, DiT> && std::is_same_v<Obj, FlowMatching>),
                 "redi::ReDi<DiT, ..., FlowMatching>: DiT feeds integer DDPM timesteps. Use "
                 "redi::ReDi<redi::DiT, F, redi::DDPM>, or redi::SiT for flow matching.");
-  static_assert(std::is_same_v<Objective, DDPM> || std::is_same_v<Objective, FlowMatching>,
-                "redi::ReDi<B, F, Objective>: Objective must be redi::DDPM or redi::FlowMatching.");
   using precision = precision_t<Prec>;
   static_assert(!(Dev::is_host && precision::has_compute_copy),
                 "redi::ReDi<..., BF16Mixed, Cpu>: bf16 mixed precision is a GPU policy. On the CPU "
@@ -54,24 +53,26 @@ class ReDi {
 public:
   using backbone = BB;
   using fusion = F;
-  using objective = Objective;
+  using objective = Obj;
   using value_type = T;
   using device_type = Dev;
   using network_type = Transformer<Prec, F, Dev>;
-  using loss_type = JointLoss<Objective, T>;
+  using loss_type = JointLoss<Obj, T>;
+  using optimizer_type = train::Optimizer<typename precision::master_t, Dev, typename precision::grad_t,
+                                          typename precision::moment_t>;
 
   struct Options {
     ModelConfig model{};
     typename loss_type::Options loss{};
-    TrainConfig train{};
+    StepConfig train{};
     std::uint64_t init_seed = 0;
   };
 
   explicit ReDi(const Options& o, const Dev& ctx = Dev{})
       : opt_(checked(o)), net_(o.model, ctx, o.init_seed),
         ema_(o.model, ctx, typename network_type::Uninitialized{}),
-        m_(Shape{net_.num_params()}), v_(Shape{net_.num_params()}), loss_(o.loss), ctx_(ctx) {
-    ops::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
+        opt_state_(net_.num_params(), o.train, ctx), loss_(o.loss), ctx_(ctx) {
+    Backend<Dev>::copy(ctx_, ema_.params().data(), net_.params().data(), net_.num_params());
   }
 
   network_type& net() { return net_; }
@@ -80,11 +81,13 @@ public:
   const network_type& ema() const { return ema_; }
   loss_type& loss() { return loss_; }
   const Options& options() const { return opt_; }
-  std::int64_t step() const { return step_; }
-  Tensor<typename precision::moment_t, Dev>& adam_m() { return m_; }
-  Tensor<typename precision::moment_t, Dev>& adam_v() { return v_; }
+  /// Optimiser steps taken so far.
+  std::int64_t step() const { return opt_state_.steps(); }
+  Tensor<typename precision::moment_t, Dev>& adam_m() { return opt_state_.m(); }
+  Tensor<typename precision::moment_t, Dev>& adam_v() { return opt_state_.v(); }
+  optimizer_type& optimizer() { return opt_state_; }
   const Dev& context() const { return ctx_; }
-  void set_step(std::int64_t s) { step_ = s; }
+  void set_step(std::int64_t s) { opt_state_.set_steps(s); }
 
   struct StepStats {
     typename loss_type::Stats loss;
@@ -110,7 +113,7 @@ public:
     b.labels = labels;
     b.B = B;
     b.seed = opt_.train.seed;
-    b.step = std::uint64_t(step_);
+    b.step = std::uint64_t(step());
     b.first_index = first_index;
     return b;
   }
@@ -123,21 +126,14 @@ public:
     else return loss_(bridge_.bind(net_), b, /*backward=*/true);
   }
 
-  /// The optimiser half of a step, for callers that computed gradients themselves.
+  /// The optimiser half of a step, for callers that computed gradients themselves: clipping,
+  /// AdamW at the warm-up schedule's learning rate, EMA (train::Optimizer).
   StepStats finish_step(StepStats st) {
-    const std::int64_t n = net_.num_params();
-    using G = typename precision::grad_t;
-    G* g = net_.grads().data();
-    st.grad_norm = std::sqrt(ops::sum_squares(ctx_, g, n));
-    if (opt_.train.grad_clip > 0 && st.grad_norm > opt_.train.grad_clip)
-      ops::scale_inplace(ctx_, g, n, G(opt_.train.grad_clip / (st.grad_norm + 1e-6)));
-    ++step_;
-    ops::AdamWConfig a = opt_.train.adamw;
-    if (opt_.train.warmup_steps > 0 && step_ < opt_.train.warmup_steps)
-      a.lr *= double(step_) / double(opt_.train.warmup_steps);
-    st.lr = a.lr;
-    ops::adamw_step(ctx_, net_.params().data(), g, m_.data(), v_.data(), n, a, step_);
-    ops::ema_update(ctx_, ema_.params().data(), net_.params().data(), n, opt_.train.ema_decay);
+    const double lr = train::warmup_lr(opt_.train.adamw.lr, opt_.train.warmup_steps, step() + 1);
+    const train::StepResult r =
+        opt_state_.step(net_.params().data(), net_.grads().data(), lr, ema_.params().data());
+    st.grad_norm = r.grad_norm;
+    st.lr = r.lr;
     return st;
   }
 
@@ -146,7 +142,7 @@ public:
   template <class S, class G = NoGuidance>
   void sample(T* out, const SampleRequest& req, const typename S::Options& so = {},
               const GuidanceOptions& go = {}, bool use_ema = true) {
-    check_sampling_policies<Objective, S, G>();
+    check_sampling_policies<Obj, S, G>();
     Sampler<S, G, T> sampler(so, go);
     network_type& n = use_ema ? ema_ : net_;
     if constexpr (Dev::is_host) sampler.run(n, out, req);
@@ -165,11 +161,10 @@ private:
 
   Options opt_;
   network_type net_, ema_;
-  Tensor<typename precision::moment_t, Dev> m_, v_;
+  optimizer_type opt_state_;  // AdamW moments and the step counter
   loss_type loss_;
   Dev ctx_;
   DeviceBridge<network_type> bridge_;  // host <-> device staging (devices only)
-  std::int64_t step_ = 0;
 };
 
 }  // namespace redi

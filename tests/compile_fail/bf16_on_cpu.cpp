@@ -1,5 +1,6 @@
 // Must not compile: bf16 mixed precision is a GPU policy; on the CPU the model computes in float
 // or double.
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/redi_model.hpp"
 
 int main() {

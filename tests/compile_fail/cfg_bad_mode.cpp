@@ -1,4 +1,5 @@
 // Must NOT compile: CFG's mode must be VaeOnly or Joint.
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/redi_model.hpp"
 int main() {
   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> m({});

@@ -45,7 +45,7 @@ public:
                              const std::vector<int>& y, int B);
   void backward(const std::vector<float>& dout);
 
-  /// mse_forward / mse_backward (weight 1) of the CPU ops.
+  /// Mean squared error (accumulated in double) and its gradient 2 (pred - target) / n.
   static double mse(const std::vector<float>& pred, const std::vector<float>& target);
   static std::vector<float> mse_grad(const std::vector<float>& pred,
                                      const std::vector<float>& target);

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch reference for bench_cuda_train_step: SiT-XL/2 with ReDi channels (in 12 = 4 VAE + 8
-PCA-feature channels, out 12, learn_sigma off, 32x32 latents), written from redi's model
-description (docs/models.md; merged tokens, the paper's section 3.3; no timm needed): patch-embed
-convolution, fixed 2-D sin-cos position table, timestep MLP, label table with a null row (labels
-dropped with p = 0.1), 28 adaLN-Zero blocks (LayerNorm without affine, eps 1e-6; qkv-bias
-attention through F.scaled_dot_product_attention; GELU-tanh MLP ratio 4), final adaLN layer,
-unpatchify.
+PCA-feature channels, out 12, learn_sigma off, 32x32 latents), written from the description in
+docs/method.md sections 7 and 9 and docs/models.md (no timm needed): patch-embed convolution, fixed 2-D sin-cos
+position table, timestep MLP, label table with a null row (labels dropped with p = 0.1), 28
+adaLN-Zero blocks (LayerNorm without affine, eps 1e-6; qkv-bias attention through
+F.scaled_dot_product_attention; GELU-tanh MLP ratio 4), final adaLN layer, unpatchify.
 
 Training step (as SiT/ReDi train): flow-matching interpolation x_t = t x1 + (1 - t) n, velocity
 target x1 - n, MSE, backward, AdamW (lr 1e-4, no weight decay), EMA (decay 0.9999). Forward and
@@ -35,7 +34,7 @@ except ImportError:  # pragma: no cover
 
 def sincos_2d(D, grid):
     """[grid*grid, D]: first D/2 channels the column index, last D/2 the row index, each
-    [sin(pos w_k), cos(pos w_k)], w_k = 10000^(-k/(D/4)) (docs/models.md)."""
+    [sin(pos w_k), cos(pos w_k)], w_k = 10000^(-k/(D/4)) (docs/method.md section 9)."""
     q = D // 4
     w = 1.0 / (10000.0 ** (torch.arange(q, dtype=torch.float64) / q))
     ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),

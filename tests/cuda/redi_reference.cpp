@@ -1,5 +1,6 @@
 // tests/cuda/redi_reference.cpp — the CPU ReDi run of redi_run.hpp (g++ only), the reference
 // for test_cuda_redi.cu.
+#include "redi/ops/cpu_backend.hpp"
 #include "redi/redi_model.hpp"
 #include "redi_run.hpp"
 

@@ -52,8 +52,8 @@ typename Model::Options run_options(const ModelConfig& c, const RunSpec& s) {
   return o;
 }
 
-/// Train s.steps steps, then sample. Needs redi/redi_model.hpp (and, for a CUDA model, the
-/// CUDA ops) included before this header is instantiated.
+/// Train s.steps steps, then sample. Needs redi/redi_model.hpp and the model's device backend
+/// (redi/ops/cpu_backend.hpp or redi/cuda/backend.cuh) in the including file.
 template <class Model>
 RunResult run_redi(Model& m, const ModelConfig& c, const RunSpec& s) {
   RunResult r;

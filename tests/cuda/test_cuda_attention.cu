@@ -22,13 +22,13 @@
 #include "cuda_test_util.hpp"
 #include "redi/cuda/ops/attention.cuh"
 #include "redi/cuda/ops/attention_cudnn.cuh"
+#include "redi/cuda/backend.cuh"
 
 namespace redi::test {
 namespace {
 
-static_assert(ops::has_flash_attention<Cuda, bf16>);
-static_assert(!ops::has_flash_attention<Cuda, float>);
-static_assert(!ops::has_flash_attention<Cpu, float>);
+static_assert(has_flash_attention<Cuda, bf16>);
+static_assert(!has_flash_attention<Cuda, float>);
 
 int compute_major() {
   int major = 0;

@@ -11,7 +11,7 @@
 #include "redi/cuda/cudnn.hpp"
 #include "redi/cuda/cudnn_graph.hpp"
 #include "redi/cuda/device.hpp"
-#include "redi/cuda/precision.hpp"
+#include "redi/core/precision.hpp"
 
 namespace {
 

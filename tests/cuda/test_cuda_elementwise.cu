@@ -5,18 +5,18 @@
 #include "cuda_test_util.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/cuda/ops/activation.cuh"
+#include "redi/cuda/ops/copy.cuh"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/embedding.cuh"
-#include "redi/cuda/ops/loss.cuh"
 #include "redi/cuda/ops/optim.cuh"
 #include "redi/cuda/ops/patchify.cuh"
 #include "redi/cuda/ops/philox.cuh"
 #include "redi/cuda/ops/softmax.cuh"
 #include "redi/ops/activation.hpp"
+#include "redi/ops/copy.hpp"
 #include "redi/ops/elementwise.hpp"
 #include "redi/ops/embedding.hpp"
 #include "redi/ops/embedding_fixed.hpp"
-#include "redi/ops/loss.hpp"
 #include "redi/ops/optim.hpp"
 #include "redi/ops/patchify.hpp"
 #include "redi/ops/softmax.hpp"
@@ -75,6 +75,20 @@ TYPED_TEST(CudaEw, SumSquaresAndConvert) {
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
 }
 
+// copy_strided (one cudaMemcpy2DAsync) moves the same block of rows as the CPU op; elements
+// outside the block stay as they were.
+TEST(CudaCopy, StridedEqualsCpu) {
+  REDI_REQUIRE_CUDA();
+  const std::int64_t rows = 37, cols = 129, ss = 301, ds = 200;
+  const auto src = randn(std::size_t(rows * ss), 41);
+  std::vector<float> want(std::size_t(rows * ds), -7.0f);
+  ops::copy_strided(cpu, want.data() + 3, ds, src.data() + 5, ss, rows, cols);
+  auto d_src = dev<float>(src);
+  auto d_dst = dev<float>(std::vector<float>(std::size_t(rows * ds), -7.0f));
+  ops::copy_strided(ctx(), d_dst.data() + 3, ds, d_src.data() + 5, ss, rows, cols);
+  EXPECT_EQ(host(d_dst), want);
+}
+
 TYPED_TEST(CudaEw, GeluSilu) {
   REDI_REQUIRE_CUDA();
   using T = TypeParam;
@@ -122,25 +136,6 @@ TYPED_TEST(CudaEw, Softmax) {
     ops::softmax_forward(ctx(), dx.data(), dx.data(), rows, cols);
     EXPECT_TRUE(close(host(dx), y, Tol<T>::elem)) << "softmax_forward in place";
   }
-}
-
-TYPED_TEST(CudaEw, Mse) {
-  REDI_REQUIRE_CUDA();
-  using T = TypeParam;
-  const std::size_t n = 100003;
-  const auto N = std::int64_t(n);
-  auto p = input<T>(n, 10), t = input<T>(n, 11);
-  auto dp = dev<T>(p), dt = dev<T>(t);
-  const double ref = ops::mse_forward(cpu, p.data(), t.data(), N);
-  EXPECT_NEAR(ops::mse_forward(ctx(), dp.data(), dt.data(), N), ref, 1e-12 * ref);
-  auto d_sum = dev_zeros<double>(1);
-  ops::mse_sum_async(ctx(), d_sum.data(), dp.data(), dt.data(), N);
-  EXPECT_NEAR(d_sum.to_host()[0] / double(n), ref, 1e-12 * ref);
-  std::vector<float> dref(n);
-  ops::mse_backward(cpu, dref.data(), p.data(), t.data(), N, 0.5f);
-  auto dgrad = dev_zeros<T>(n);
-  ops::mse_backward(ctx(), dgrad.data(), dp.data(), dt.data(), N, 0.5);
-  EXPECT_TRUE(close(host(dgrad), dref, Tol<T>::elem));
 }
 
 TEST(CudaOptim, AdamWAndEmaFp32) {

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "redi/cuda/ops/ops.cuh"  // transformer.hpp includes it too under nvcc (kept explicit)
+#include "redi/cuda/backend.cuh"  // Backend<Cuda>: the ops the GPU model runs
 #include "redi/nn/transformer.hpp"
 
 #include "cuda_test_util.hpp"
@@ -212,11 +212,11 @@ void check_train_steps(bool learn_sigma) {
     auto x = dev<float>(in.x);
     auto t = dev<float>(in.t);
     auto y = dev_int(in.y);
-    auto target = dev<float>(target_h);
     m.gpu.zero_grad();
     m.gpu.forward(x.data(), t.data(), y.data(), B, out.data());
-    const double loss = redi::ops::mse_forward(ctx(), out.data(), target.data(), n_out);
-    redi::ops::mse_backward(ctx(), dout.data(), out.data(), target.data(), n_out, 1.0f);
+    const auto out_h = host(out);  // the loss on the host, as ReDi's JointLoss does
+    const double loss = CpuModel::mse(out_h, target_h);
+    dout.from_host(CpuModel::mse_grad(out_h, target_h));
     m.gpu.backward(dout.data());
     redi::ops::adamw_step(ctx(), m.gpu.params().data(), m.gpu.grads().data(), mom.data(),
                           var.data(), np, adam, step);

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cuda_test_util.hpp"
-#include "redi/cuda/ops/ops.cuh"
+#include "redi/cuda/backend.cuh"
 #include "redi/redi_model.hpp"
 #include "redi_run.hpp"
 
@@ -114,7 +114,7 @@ TEST(CudaReDi, InferMatchesForwardOnDevice) {
   m.forward(dx.data(), dt.data(), dy.data(), B, o1.data());
   m.infer(dx.data(), dt.data(), dy.data(), B, o2.data());
   EXPECT_TRUE(redi::test::close(redi::test::host(o2), redi::test::host(o1), 1e-5, 1e-6));
-  EXPECT_LT(m.infer_arena_elems() * 2, m.train_arena_elems());
+  EXPECT_LT(m.infer_arena_bytes() * 2, m.train_arena_bytes());
 }
 
 TEST(CudaReDi, FusedAttentionMatchesFallback) {

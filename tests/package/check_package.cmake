@@ -92,9 +92,10 @@ if(MODE STREQUAL "install")
   if(NOT EXISTS "${prefix}/include/redi/redi.hpp" OR NOT EXISTS "${prefix}/include/redi/version.hpp")
     message(FATAL_ERROR "check_package: headers not installed under ${prefix}/include")
   endif()
-  # The exported targets must name dependencies by target, not by the build machine's paths.
+  # The exported targets must name dependencies by target and paths relative to the install
+  # prefix: no absolute path (a quoted or list item starting with /), no library file.
   file(READ "${cfg_dir}/rediTargets.cmake" targets_text)
-  if(targets_text MATCHES "(/usr/|/opt/|/work/|\\.so|\\.a\")")
+  if(targets_text MATCHES "(\"|;)/[A-Za-z]|\\.so|\\.a\"")
     message(FATAL_ERROR "check_package: rediTargets.cmake holds an absolute path or library "
                         "file; dependencies must be imported targets:\n${targets_text}")
   endif()
@@ -120,6 +121,17 @@ run("build consumer (${MODE})" "${CMAKE_COMMAND}" --build "${cdir}" -j 2)
 run("run consumer (${MODE})" "${cdir}/consumer")
 if(NOT run_output MATCHES "consumer: redi [0-9]+\\.[0-9]+\\.[0-9]+")
   message(FATAL_ERROR "check_package: consumer printed nothing recognisable")
+endif()
+# redi::data_dir() must point into the package: the installed copy under the prefix, or the
+# source tree's data/ for add_subdirectory.
+if(MODE STREQUAL "install")
+  set(want_data "${prefix}/share/redi/data")
+else()
+  set(want_data "${SOURCE_DIR}/data")
+endif()
+string(FIND "${run_output}" "consumer: data dir ${want_data}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "check_package: the consumer's redi::data_dir() is not ${want_data}")
 endif()
 foreach(exe consumer_cuda consumer_kernel)
   if(EXISTS "${cdir}/${exe}")

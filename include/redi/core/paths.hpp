@@ -2,9 +2,10 @@
 // weights, the authors' PCA): the repository's data/ folder, or <prefix>/share/redi/data once
 // installed. Resolution order:
 //   1. $REDI_DATA_DIR (the user's override),
-//   2. the REDI_DATA_DIR compile definition (CMake sets it for redi's own tests, benchmarks and
-//      examples to the source tree's data/ folder),
-//   3. ./data (a program started from the repository root).
+//   2. the REDI_DATA_DIR compile definition, which every target linking redi::redi carries:
+//      the source tree's data/ folder when built against the tree (redi's own tests, examples,
+//      add_subdirectory), <prefix>/share/redi/data when found as an installed package,
+//   3. ./data (a program started from the repository root, built without CMake).
 #pragma once
 #include <cstdlib>
 #include <filesystem>

@@ -120,6 +120,16 @@ inline void hflip_hwc(std::uint8_t* img, int h, int w, int c) {
   }
 }
 
+/// Mirrors `planes` h x w planes (a CHW image or feature map) left-right in place.
+template <class T>
+inline void hflip_chw(T* p, int planes, int h, int w) {
+  for (int c = 0; c < planes; ++c)
+    for (int y = 0; y < h; ++y) {
+      T* row = p + (std::size_t(c) * std::size_t(h) + std::size_t(y)) * std::size_t(w);
+      std::reverse(row, row + w);
+    }
+}
+
 /// How a batch is augmented. `flip` off: images go through unchanged.
 struct Augment {
   bool flip = false;

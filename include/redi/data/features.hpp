@@ -1,6 +1,6 @@
 // redi/data/features.hpp — representation features: the FeatureEncoder contract, a reference
 // encoder, DINOv2 input preprocessing, and the glue from images to PCA-reduced latent-grid
-// features (SPEC section 6).
+// features (docs/method.md section 4).
 //
 // Convention: an encoder receives redi image batches as they come out of make_batch, float
 // [B, C, H, W] in [-1, 1] with C = 1 or 3, and does its own input preprocessing (DINOv2:
@@ -73,7 +73,7 @@ Tensor<float> encode_features(E& enc, View<const float> images) {
 }
 
 /// Images -> encoder -> PCA (first r axes) -> bilinear to out_h x out_w -> optional
-/// normalisation: [B, r, out_h, out_w], the z0 of SPEC section 1.
+/// normalisation: [B, r, out_h, out_w], the z0 of docs/method.md section 1.
 template <FeatureEncoder E>
 Tensor<float> encode_to_latent(E& enc, const Pca& pca, int r, View<const float> images, int out_h, int out_w,
                                const PcNormalization* norm = nullptr) {

@@ -1,4 +1,4 @@
-// redi/data/pca.hpp — the representation pipeline's PCA (SPEC section 6): per-channel
+// redi/data/pca.hpp — the representation pipeline's PCA (docs/method.md section 4): per-channel
 // standardisation, then PCA on the standardised features; projection of a patch-feature grid
 // to r principal-component channels, bilinear resize to the latent grid, channels-first; and an
 // optional per-channel normalisation of those r channels.
@@ -188,7 +188,7 @@ inline void pca_project(const Pca& p, int r, const float* f, std::int64_t tokens
 }
 
 /// Per-channel affine normalisation of the r PC channels: z' = (z - mean) / std.
-/// SPEC section 9: small models may need unit-scale feature channels; the public ReDi code keeps
+/// Small models may need unit-scale feature channels (docs/training.md); the public ReDi code keeps
 /// the natural scale (std ~5.8, 4.9, ... for DINOv2-B), i.e. no normalisation.
 struct PcNormalization {
   std::vector<float> mean, std;  ///< [r]
@@ -263,7 +263,7 @@ private:
   std::int64_t n_ = 0;
 };
 
-/// The full per-image path of SPEC section 6: patch features [B, gh, gw, dim] (token-major,
+/// The full per-image path of docs/method.md section 4: patch features [B, gh, gw, dim] (token-major,
 /// channels last) -> PCA to r channels -> [r, gh, gw] -> bilinear (align_corners=False) to
 /// out_h x out_w -> optional normalisation -> out [B, r, out_h, out_w].
 inline void features_to_latent(const Pca& p, int r, const float* feats, int batch, int gh, int gw, float* out,

@@ -3,6 +3,7 @@
 // machine and after every resume; the sampler's whole state is its Position (epoch, index),
 // which a trainer stores in its checkpoint and hands back to seek().
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 #include <span>
@@ -30,6 +31,21 @@ inline std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t
     const auto j = std::int64_t((static_cast<unsigned __int128>(r) * std::uint64_t(i + 1)) >> 64);
     std::swap(p[std::size_t(i)], p[std::size_t(j)]);
   }
+  return p;
+}
+
+/// A fixed random subset of [0, n): the first `take` entries of epoch_permutation(n, seed, 0),
+/// sorted (all of [0, n) when take <= 0 or take >= n). Used for evaluation subsets, the PCA
+/// fitting set and reference sets that must be the same on every run.
+inline std::vector<std::int64_t> random_subset(std::int64_t n, std::int64_t take, std::uint64_t seed) {
+  if (take <= 0 || take >= n) {
+    std::vector<std::int64_t> all(static_cast<std::size_t>(n));
+    std::iota(all.begin(), all.end(), std::int64_t(0));
+    return all;
+  }
+  auto p = epoch_permutation(n, seed, 0);
+  p.resize(std::size_t(take));
+  std::sort(p.begin(), p.end());
   return p;
 }
 

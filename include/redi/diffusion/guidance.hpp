@@ -18,7 +18,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "redi/core/macros.hpp"
 #include "redi/diffusion/network.hpp"
 
 namespace redi {
@@ -88,10 +87,10 @@ struct GuidanceOptions {
 
 namespace diffusion {
 
-// ---- per-element combination rules (REDI_HD: the CUDA kernel reuses them) ----
-REDI_HD double cfg_rule(double c, double u, double w) { return u + w * (c - u); }
-REDI_HD double rg_rule(double c, double e0, double wr) { return e0 + wr * (c - e0); }
-REDI_HD double cfg_rg_rule(double c, double u, double e0, double w, double wr, bool cfg_here) {
+// ---- per-element combination rules ----
+inline double cfg_rule(double c, double u, double w) { return u + w * (c - u); }
+inline double rg_rule(double c, double e0, double wr) { return e0 + wr * (c - e0); }
+inline double cfg_rg_rule(double c, double u, double e0, double w, double wr, bool cfg_here) {
   return (cfg_here ? cfg_rule(c, u, w) : c) + (wr - 1.0) * (c - e0);
 }
 
@@ -154,7 +153,7 @@ void guided_prediction(N& net, const GuidanceOptions& g, const typename N::value
   const T* ou = cfg_branch > 0 ? ws.out.data() + (long long)cfg_branch * B * nout : nullptr;
   const T* o0 = rg_branch > 0 ? ws.out.data() + (long long)rg_branch * B * nout : nullptr;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nout >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nout >= kOmpMinWork)
 #endif
   for (int b = 0; b < B; ++b) {
     for (long long e = 0; e < nout; ++e) {

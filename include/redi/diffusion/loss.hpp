@@ -27,12 +27,10 @@ enum class RepDrop {
   PerSample,  // one coin per sample: zero that sample's z and its feature-loss weight
 };
 
-template <class Objective, class T>
+template <Objective Obj, class T>
 class JointLoss {
-  static_assert(Objective::is_ddpm != Objective::is_flow,
-                "redi::JointLoss<Objective, T>: Objective must be redi::DDPM or redi::FlowMatching");
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "redi::JointLoss<Objective, T>: T must be float or double");
+                "redi::JointLoss<Obj, T>: T must be float or double");
 
 public:
   using value_type = T;
@@ -59,6 +57,8 @@ public:
     const std::uint64_t* sample_index = nullptr;  // ... or explicit global indices [B]
     const std::uint8_t* label_drop = nullptr;   // explicit label-dropout mask [B] (overrides RNG)
     const std::uint8_t* rep_drop = nullptr;     // explicit representation-drop mask [B] (overrides RNG)
+    const T* time = nullptr;    // explicit network times [B] (DDPM: integer steps) (overrides RNG)
+    const T* noise = nullptr;   // explicit noise [B, Cin, H, W] (overrides RNG)
   };
 
   struct Stats {
@@ -78,10 +78,10 @@ public:
   template <TrainableNetwork N>
   Stats operator()(N& net, const Batch& b, bool backward = true) {
     static_assert(std::is_same_v<typename N::value_type, T>,
-                  "redi::JointLoss<Objective, T>: the network's value_type must be T");
-    diffusion::check_objective_network<Objective, N>();
+                  "redi::JointLoss<Obj, T>: the network's value_type must be T");
+    diffusion::check_objective_network<Obj, N>();
     const diffusion::Layout L = diffusion::layout_of(net);
-    REDI_CHECK(!L.learned_sigma || Objective::supports_learned_sigma,
+    REDI_CHECK(!L.learned_sigma || Obj::supports_learned_sigma,
                "JointLoss<FlowMatching>: network outputs 2*Cin channels (learned sigma); "
                "flow matching has no learned sigma — build it with learn_sigma = false");
     REDI_CHECK(b.B > 0 && b.x0 && (L.r() == 0 || b.z0), "JointLoss: empty batch or null x0/z0");
@@ -145,14 +145,17 @@ private:
       labels_[i] = ldrop ? null : y;
       ldropped_ += ldrop ? 1 : 0;
       // time
-      const double u = philox::uniform(key, rng::stream(rng::TrainTime, id), 0);
-      if constexpr (Objective::is_ddpm) {
-        const int t = std::min(int(u * Objective::num_timesteps), Objective::num_timesteps - 1);
+      const double u = b.time ? 0.0 : philox::uniform(key, rng::stream(rng::TrainTime, id), 0);
+      if constexpr (Obj::is_ddpm) {
+        const int t = b.time ? int(b.time[i])
+                             : std::min(int(u * Obj::num_timesteps), Obj::num_timesteps - 1);
+        REDI_CHECK(t >= 0 && t < Obj::num_timesteps, "JointLoss: timestep ", t, " of sample ", i,
+                   " outside [0, ", Obj::num_timesteps, ")");
         tidx_[i] = t;
         time_[i] = T(t);
       } else {
         tidx_[i] = 0;
-        time_[i] = T(u);
+        time_[i] = b.time ? b.time[i] : T(u);
       }
     }
     // noisy input and targets (per element, parallel over the batch)
@@ -161,19 +164,22 @@ private:
     const bool zero_noisy = opt_.zero_noisy_z;
     const int B = b.B;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
     for (int i = 0; i < B; ++i) {
       // the noise of sample i depends only on (key, its global index): filled in parallel
-      philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
-                          rng::stream(rng::TrainNoise, index_of(b, i)));
+      if (b.noise)
+        std::copy(b.noise + i * nin, b.noise + (i + 1) * nin, noise_.data() + i * nin);
+      else
+        philox::fill_normal(noise_.data() + i * nin, std::size_t(nin), key,
+                            rng::stream(rng::TrainNoise, index_of(b, i)));
       const T* nz = noise_.data() + i * nin;
       T* in = input_.data() + i * nin;
       T* tg = target_.data() + i * nin;
       T* cl = clean_.data() + i * nin;
       const bool drop = rep_mask_[i] != 0;
       double ca = 0, cb = 0, tt = 0;
-      if constexpr (Objective::is_ddpm) {
+      if constexpr (Obj::is_ddpm) {
         ca = sched_.sqrt_alphas_cumprod[tidx_[i]];
         cb = sched_.sqrt_one_minus_alphas_cumprod[tidx_[i]];
       } else {
@@ -187,7 +193,7 @@ private:
         clean = double(cl[e]);  // the value the loss sees is the T-rounded clean value
         const double n = double(nz[e]);
         double xt;
-        if constexpr (Objective::is_ddpm) {
+        if constexpr (Obj::is_ddpm) {
           xt = diffusion::ddpm_q_sample(clean, n, ca, cb);
           tg[e] = T(n);
         } else {
@@ -204,12 +210,12 @@ private:
     Stats st;
     const long long hw = L.hw(), nin = L.in_elems(), nout = L.out_elems();
     const long long nx = (long long)L.cx * hw, nzc = nin - nx;
-    const bool vb_on = Objective::is_ddpm && L.learned_sigma;
+    const bool vb_on = Obj::is_ddpm && L.learned_sigma;
     std::vector<double>& acc = acc_;  // per-sample [mse_x, mse_z, vb, loss]
     if (acc.size() < std::size_t(4 * B)) acc.resize(4 * B);
     const double invB = 1.0 / B;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
     for (int i = 0; i < B; ++i) {
       const double lam = rep_mask_[i] ? 0.0 : opt_.lambda_z;

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "redi/core/error.hpp"
+#include "redi/core/parallel.hpp"  // kOmpMinWork: the diffusion loops' OpenMP threshold
 
 namespace redi {
 
@@ -42,11 +43,6 @@ concept TrainableNetwork = Network<N> && requires(N& n, const typename N::value_
 };
 
 namespace diffusion {
-
-/// Element count below which the diffusion loops stay single-threaded: an OpenMP region
-/// costs more than it saves for small batches (and badly so on an oversubscribed host, where
-/// threads spin at the barrier while their partner is descheduled).
-inline constexpr long long kOmpMinWork = 1LL << 16;
 
 /// Sizes of the fused layout, read once from a network and checked. A sample is the packed
 /// [x (cx*h*w) | z (r*zh*zw)]: the features share the image grid (zh = h, zw = w: the
@@ -94,14 +90,6 @@ void evaluate(N& net, const typename N::value_type* x, const typename N::value_t
               const int* y, int B, typename N::value_type* out) {
   if constexpr (requires { net.infer(x, t, y, B, out); }) net.infer(x, t, y, B, out);
   else net.forward(x, t, y, B, out);
-}
-
-/// Compile-time "learns sigma" trait: a network type may expose
-/// `static constexpr bool learns_sigma`; types that do not are checked at run time only.
-template <class N>
-constexpr bool static_learns_sigma() {
-  if constexpr (requires { N::learns_sigma; }) return bool(N::learns_sigma);
-  else return false;
 }
 
 }  // namespace diffusion

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "redi/core/macros.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/diffusion/network.hpp"
 #include "redi/diffusion/schedule.hpp"
@@ -42,25 +41,22 @@ concept Objective = requires {
 
 namespace diffusion {
 
-/// Compile-time objective/network check: a network type that advertises
-/// `static constexpr bool learns_sigma = true` cannot be trained or sampled as FlowMatching.
+/// Compile-time check of the objective a loss or sampler is instantiated with (whether a
+/// network learns sigma is a run-time property: checked against the objective at run time).
 template <class O, class N>
 constexpr void check_objective_network() {
   static_assert(Objective<O>, "redi: the objective must be redi::DDPM or redi::FlowMatching");
-  static_assert(O::supports_learned_sigma || !static_learns_sigma<N>(),
-                "redi: FlowMatching has no learned sigma; build the network with learn_sigma = "
-                "false (Cout = Cin) or use redi::DDPM");
 }
 
 // ---- forward process, per element ----
 
 /// DDPM q_sample: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
-REDI_HD double ddpm_q_sample(double x0, double eps, double sqrt_ac, double sqrt_1mac) {
+inline double ddpm_q_sample(double x0, double eps, double sqrt_ac, double sqrt_1mac) {
   return sqrt_ac * x0 + sqrt_1mac * eps;
 }
 /// Flow linear path: x_t = t x1 + (1 - t) n ; target velocity x1 - n.
-REDI_HD double flow_interp(double x1, double n, double t) { return t * x1 + (1.0 - t) * n; }
-REDI_HD double flow_velocity_target(double x1, double n) { return x1 - n; }
+inline double flow_interp(double x1, double n, double t) { return t * x1 + (1.0 - t) * n; }
+inline double flow_velocity_target(double x1, double n) { return x1 - n; }
 
 // ---- random numbers: redi::philox keyed so that nothing depends on the batch layout ----
 
@@ -78,7 +74,7 @@ enum Purpose : std::uint32_t {
   SampleStep = 17,    // per-step noise of a generated sample (step = sampler step index)
 };
 
-REDI_HD std::uint64_t splitmix64(std::uint64_t z) {
+inline std::uint64_t splitmix64(std::uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -87,11 +83,11 @@ REDI_HD std::uint64_t splitmix64(std::uint64_t z) {
 
 /// Philox key of a training step: the stream id has only 16 step bits, so the (64-bit)
 /// training step is folded into the key instead: key = splitmix64(seed ^ splitmix64(step)).
-REDI_HD std::uint64_t train_key(std::uint64_t seed, std::uint64_t step) {
+inline std::uint64_t train_key(std::uint64_t seed, std::uint64_t step) {
   return splitmix64(seed ^ splitmix64(step));
 }
 
-REDI_HD std::uint64_t stream(Purpose p, std::uint64_t sample, std::uint32_t step = 0) {
+inline std::uint64_t stream(Purpose p, std::uint64_t sample, std::uint32_t step = 0) {
   return philox::stream_id(std::uint32_t(p), sample, step);
 }
 

@@ -14,7 +14,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "redi/core/macros.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/diffusion/guidance.hpp"
 #include "redi/diffusion/network.hpp"
@@ -73,19 +72,19 @@ struct OdeHeun {
   struct Options { int num_steps = 50; };  // NFE = 2 * num_steps
 };
 
-template <class Objective, class SamplerTag>
+template <class Obj, class SamplerTag>
 inline constexpr bool compatible_v =
-    std::is_same_v<typename SamplerTag::objective, Objective>;
+    std::is_same_v<typename SamplerTag::objective, Obj>;
 
 /// static_assert helper for the composed model type.
-template <class Objective, class SamplerTag, class GuidanceTag>
+template <Objective Obj, class SamplerTag, class GuidanceTag>
 constexpr void check_sampling_policies() {
   static_assert(GuidancePolicy<GuidanceTag>,
                 "redi: guidance must be redi::NoGuidance, redi::CFG<VaeOnly|Joint>, "
                 "redi::RepGuidance or redi::Combine<CFG<Mode>, RepGuidance>");
-  static_assert(!(Objective::is_ddpm && !compatible_v<Objective, SamplerTag>),
+  static_assert(!(Obj::is_ddpm && !compatible_v<Obj, SamplerTag>),
                 "redi: a DDPM model samples with redi::Ancestral or redi::DDIM");
-  static_assert(!(Objective::is_flow && !compatible_v<Objective, SamplerTag>),
+  static_assert(!(Obj::is_flow && !compatible_v<Obj, SamplerTag>),
                 "redi: a FlowMatching model samples with redi::SdeEulerMaruyama, redi::OdeEuler "
                 "or redi::OdeHeun (Ancestral/DDIM need a DDPM model)");
 }
@@ -108,18 +107,18 @@ struct SampleRequest {
 
 namespace diffusion {
 
-// ---- per-element step math (REDI_HD; all in double) ----
-REDI_HD double pred_x0_from_eps(double x, double eps, double sr, double srm1) {
+// ---- per-element step math (all in double) ----
+inline double pred_x0_from_eps(double x, double eps, double sr, double srm1) {
   return sr * x - srm1 * eps;
 }
-REDI_HD double clamp1(double v) { return v < -1.0 ? -1.0 : (v > 1.0 ? 1.0 : v); }
-REDI_HD double learned_log_var(double v, double max_log, double min_log) {
+inline double clamp1(double v) { return v < -1.0 ? -1.0 : (v > 1.0 ? 1.0 : v); }
+inline double learned_log_var(double v, double max_log, double min_log) {
   const double frac = 0.5 * (v + 1.0);
   return frac * max_log + (1.0 - frac) * min_log;
 }
 /// SiT SDE drift v + w(t) s with s = (t v - x)/(1 - t) and w = norm (1 - t): the (1 - t)
 /// cancels, so drift = v + norm (t v - x) has no singularity at t = 1.
-REDI_HD double sde_drift(double x, double v, double t, double norm) { return v + norm * (t * v - x); }
+inline double sde_drift(double x, double v, double t, double norm) { return v + norm * (t * v - x); }
 
 }  // namespace diffusion
 
@@ -135,11 +134,11 @@ class Sampler {
                 "redi::SdeEulerMaruyama, redi::OdeEuler or redi::OdeHeun");
 
 public:
-  using Objective = typename SamplerTag::objective;
+  using Obj = typename SamplerTag::objective;
   using Options = typename SamplerTag::Options;
 
   explicit Sampler(const Options& o = {}, const GuidanceOptions& g = {}) : opt_(o), g_(g) {
-    if constexpr (Objective::is_ddpm) {
+    if constexpr (Obj::is_ddpm) {
       sched_ = diffusion::GaussianSchedule::linear(DDPM::num_timesteps)
                    .respaced(diffusion::space_timesteps(DDPM::num_timesteps, opt_.respacing));
     } else {
@@ -154,9 +153,9 @@ public:
                   "redi::Sampler<S, G, T>: the network's value_type must be T");
     if constexpr (requires { typename N::objective; })
       check_sampling_policies<typename N::objective, SamplerTag, GuidanceTag>();
-    diffusion::check_objective_network<Objective, N>();
+    diffusion::check_objective_network<Obj, N>();
     L_ = diffusion::layout_of(net);
-    REDI_CHECK(!L_.learned_sigma || Objective::supports_learned_sigma,
+    REDI_CHECK(!L_.learned_sigma || Obj::supports_learned_sigma,
                "Sampler: a FlowMatching network must output Cin channels (no learned sigma)");
     REDI_CHECK(req.B > 0, "Sampler: B must be positive");
     const int B = req.B;
@@ -199,14 +198,14 @@ public:
 
 private:
   int steps() const {
-    if constexpr (Objective::is_ddpm) return sched_.size();
+    if constexpr (Obj::is_ddpm) return sched_.size();
     else return opt_.num_steps;
   }
 
   void draw(T* dst, int B, std::uint64_t seed, diffusion::rng::Purpose p, int step) {
     const long long nin = L_.in_elems();
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
     for (int b = 0; b < B; ++b)
       philox::fill_normal(dst + b * nin, std::size_t(nin), seed,
@@ -217,7 +216,7 @@ private:
   /// with the row's initial feature noise (see SampleRequest::known_z).
   void impose_known(T* x, int B, double t_net) {
     double a, c;
-    if constexpr (Objective::is_ddpm) {
+    if constexpr (Obj::is_ddpm) {
       const int ti = int(std::lround(t_net));  // the ORIGINAL 1000-step index
       a = base_.sqrt_alphas_cumprod[std::size_t(ti)];
       c = base_.sqrt_one_minus_alphas_cumprod[std::size_t(ti)];
@@ -258,7 +257,7 @@ private:
       const T* pr = pred_.data();
       const T* nz = noise_.data();
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
       for (int b = 0; b < B; ++b) {
         for (long long e = 0; e < nin; ++e) {
@@ -304,7 +303,7 @@ private:
       const T* v = pred_.data();
       const T* nz = noise_.data();
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if ((long long)B * nin >= diffusion::kOmpMinWork)
+#pragma omp parallel for schedule(static) if ((long long)B * nin >= kOmpMinWork)
 #endif
       for (long long e = 0; e < (long long)B * nin; ++e) {
         const double xv = double(x[e]);
@@ -356,7 +355,7 @@ private:
   std::vector<std::uint64_t> idx_;
   const float* known_ = nullptr;  // SampleRequest::known_z of the current run
   std::vector<T> zn_;             // its initial feature noise [B, r*H*W]
-  diffusion::GaussianSchedule base_ = Objective::is_ddpm ? diffusion::GaussianSchedule::linear(DDPM::num_timesteps)
+  diffusion::GaussianSchedule base_ = Obj::is_ddpm ? diffusion::GaussianSchedule::linear(DDPM::num_timesteps)
                                                          : diffusion::GaussianSchedule{};
   std::size_t allocs_ = 0;
   int nfe_ = 0;

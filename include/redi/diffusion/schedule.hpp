@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "redi/core/error.hpp"
-#include "redi/core/macros.hpp"
 
 namespace redi::diffusion {
 
@@ -164,10 +163,10 @@ inline std::vector<int> space_timesteps(int T, const std::string& spec) {
   return out;
 }
 
-// ---- per-element variational-bound pieces (double; REDI_HD so a CUDA kernel can reuse) ----
+// ---- per-element variational-bound pieces (double) ----
 
 /// KL( N(m1, e^lv1) || N(m2, e^lv2) ) in nats; *d_lv2 = d KL / d lv2.
-REDI_HD double normal_kl(double m1, double lv1, double m2, double lv2, double* d_lv2) {
+inline double normal_kl(double m1, double lv1, double m2, double lv2, double* d_lv2) {
   const double d = m1 - m2;
   const double r = std::exp(lv1 - lv2), q = d * d * std::exp(-lv2);
   if (d_lv2) *d_lv2 = 0.5 * (1.0 - r - q);
@@ -175,7 +174,7 @@ REDI_HD double normal_kl(double m1, double lv1, double m2, double lv2, double* d
 }
 
 /// improved-DDPM's tanh approximation of the standard normal CDF, and its derivative.
-REDI_HD double approx_std_normal_cdf(double u, double* dcdf) {
+inline double approx_std_normal_cdf(double u, double* dcdf) {
   constexpr double c = 0.7978845608028654;  // sqrt(2/pi)
   const double th = std::tanh(c * (u + 0.044715 * u * u * u));
   if (dcdf) *dcdf = 0.5 * (1.0 - th * th) * c * (1.0 + 3.0 * 0.044715 * u * u);
@@ -184,7 +183,7 @@ REDI_HD double approx_std_normal_cdf(double u, double* dcdf) {
 
 /// log p(x) of the discretised Gaussian decoder (bin width 2/255, edge bins open) with mean
 /// `mean` and log std `log_scale`; *d_ls = d logp / d log_scale (0 where a clamp is active).
-REDI_HD double discretized_gaussian_loglik(double x, double mean, double log_scale, double* d_ls) {
+inline double discretized_gaussian_loglik(double x, double mean, double log_scale, double* d_ls) {
   const double cx = x - mean, inv = std::exp(-log_scale);
   const double pin = inv * (cx + 1.0 / 255.0), min = inv * (cx - 1.0 / 255.0);
   double dp, dm;
@@ -211,8 +210,7 @@ REDI_HD double discretized_gaussian_loglik(double x, double mean, double log_sca
 /// One element's vb term in BITS at schedule index i (0 = decoder NLL, else the KL of the
 /// true posterior q(x_{i-1}|x_i,x0) from the model's p with the model mean (from eps_pred)
 /// treated as a constant), learned range log var = frac*log(beta) + (1-frac)*log(pv_clipped)
-/// with frac = (v+1)/2. *d_v = d vb / d v. (Host: reads the schedule's vectors; a CUDA
-/// kernel passes the five coefficients of index i instead.)
+/// with frac = (v+1)/2. *d_v = d vb / d v.
 inline double vb_bits(const GaussianSchedule& s, int i, double x0, double xt, double eps_pred,
                        double v, double* d_v) {
   constexpr double inv_ln2 = 1.4426950408889634;

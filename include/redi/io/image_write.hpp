@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "redi/core/error.hpp"
-#include "redi/io/safetensors.hpp"  // SafeTensorsWriter::AtomicFile
+#include "redi/io/atomic_file.hpp"
 
 namespace redi::io {
 
@@ -117,7 +117,7 @@ inline std::vector<std::uint8_t> encode_png(const std::uint8_t* hwc, int w, int 
 /// Writes a PNG atomically (temporary file + rename).
 inline void write_png(const std::filesystem::path& path, const std::uint8_t* hwc, int w, int h, int c, int level = 6) {
   const std::vector<std::uint8_t> bytes = encode_png(hwc, w, h, c, level);
-  SafeTensorsWriter::AtomicFile f(path);
+  AtomicFile f(path);
   f.put(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
   f.commit();
 }

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "redi/core/error.hpp"
-#include "redi/io/safetensors.hpp"  // AtomicFile
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/zip.hpp"
 
 namespace redi::io {
@@ -93,7 +93,7 @@ public:
   void force_zip64(bool on) { force_zip64_ = on; }
 
   void write(const std::filesystem::path& path) const {
-    SafeTensorsWriter::AtomicFile f(path);
+    AtomicFile f(path);
     std::uint64_t off = 0;
     std::vector<std::uint8_t> cd;
     auto put = [&](const std::vector<std::uint8_t>& b) {

@@ -15,10 +15,7 @@
 
 #include "redi/core/error.hpp"
 #include "redi/core/tensor.hpp"
-#include "redi/ops/copy.hpp"
-#if defined(__CUDACC__)
-#include "redi/cuda/ops/ops.cuh"
-#endif
+#include "redi/ops/backend.hpp"
 
 namespace redi {
 
@@ -71,7 +68,7 @@ public:
     const std::int64_t n = std::int64_t(last_train_batch_) * out_elems();
     Dev::copy_from_host(out_m_.data(), dout, std::size_t(n) * sizeof(value_type));
     if constexpr (kCast) {
-      ops::convert(net().context(), out_c_.data(), out_m_.data(), n);
+      Backend<Dev>::convert(net().context(), out_c_.data(), out_m_.data(), n);
       net().backward(out_c_.data());
     } else {
       net().backward(out_m_.data());
@@ -107,7 +104,7 @@ private:
     const T* xin;
     T* o;
     if constexpr (kCast) {
-      ops::convert(n.context(), in_c_.data(), in_m_.data(), ni);
+      Backend<Dev>::convert(n.context(), in_c_.data(), in_m_.data(), ni);
       xin = in_c_.data();
       o = out_c_.data();
     } else {
@@ -120,7 +117,7 @@ private:
     } else {
       n.infer(xin, t_.data(), y_.data(), B, o);
     }
-    if constexpr (kCast) ops::convert(n.context(), out_m_.data(), out_c_.data(), no);
+    if constexpr (kCast) Backend<Dev>::convert(n.context(), out_m_.data(), out_c_.data(), no);
     Dev::copy_to_host(out, out_m_.data(), std::size_t(no) * sizeof(value_type));
   }
 

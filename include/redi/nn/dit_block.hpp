@@ -2,24 +2,19 @@
 //   shift1,scale1,gate1,shift2,scale2,gate2 = Linear(SiLU(c))          (mod, [B, 6D])
 //   h_mid = h_in  + gate1 * Proj(Attn(Qkv(LN(h_in)  * (1 + scale1) + shift1)))
 //   h_out = h_mid + gate2 * Fc2(GELU(Fc1(LN(h_mid) * (1 + scale2) + shift2)))
-// Written once over the op contract (docs/ops.md): the Ctx argument selects the device.
+// Written once over the op contract (docs/ops.md): Backend<Ctx> (redi/ops/backend.hpp) runs
+// every op, so the device is the type of the context argument.
 // Types: T activations and compute weights, G parameter gradients, S LayerNorm statistics and
 // the attention log-sum-exp (one type everywhere on the CPU; bf16 / fp32 / fp32 for BF16Mixed).
 // Attention: the exact-contract op (probs [B, H, S, S] saved), or, where the device has one
-// for this shape (ops::has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
+// for this shape (has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
 // saves only the per-row log-sum-exp.
 #pragma once
 #include <cstdint>
 
-#include "redi/ops/copy.hpp"
-#include "redi/ops/ops.hpp"
-// Under nvcc, declare the CUDA overloads before the templates below: their qualified ops::
-// calls bind at the point of definition, so a later include of the CUDA ops is not seen.
-#if defined(__CUDACC__)
-#include "redi/cuda/ops/ops.cuh"
-#endif
+#include "redi/ops/backend.hpp"
 
-namespace redi::nn {
+namespace redi {
 
 struct BlockDims {
   int B, S, D, H, Dm;  // batch, tokens per sample, width, heads, MLP width
@@ -36,8 +31,8 @@ struct BlockGrads {
   G *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ada_w, *ada_b;
 };
 
-/// Activations a block saves for its backward pass (pointers into the model's arenas: grab
-/// hands out T elements, grab_s S elements). With `flash`, lse [B, H, S] replaces probs.
+/// Activations a block saves for its backward pass, carved from the model's arena (a
+/// Workspace, core/workspace.hpp). With `flash`, lse [B, H, S] replaces probs.
 template <class T, class S = T>
 struct BlockActs {
   T *mod;                                        // [B, 6D]
@@ -45,33 +40,36 @@ struct BlockActs {
   T *h_mid, *ln2, *m2, *f1, *g, *f2;             // MLP branch
   S *mean1, *rstd1, *mean2, *rstd2, *lse;        // statistics
 
-  template <class Grab, class GrabS>
-  void carve(Grab&& grab, GrabS&& grab_s, const BlockDims& d, bool flash) {
+  template <class W>
+  void carve(W& w, const BlockDims& d, bool flash) {
     const std::int64_t N = d.N(), D = d.D;
-    mod = grab(std::int64_t(d.B) * 6 * D);
-    h_in = grab(N * D); ln1 = grab(N * D); m1 = grab(N * D);
-    qkv = grab(3 * N * D);
-    probs = flash ? nullptr : grab(std::int64_t(d.B) * d.H * d.S * d.S);
-    lse = flash ? grab_s(std::int64_t(d.B) * d.H * d.S) : nullptr;
-    ao = grab(N * D); a = grab(N * D);
-    h_mid = grab(N * D); ln2 = grab(N * D); m2 = grab(N * D);
-    f1 = grab(N * d.Dm); g = grab(N * d.Dm); f2 = grab(N * D);
-    mean1 = grab_s(N); rstd1 = grab_s(N); mean2 = grab_s(N); rstd2 = grab_s(N);
+    mod = w.template take<T>(std::int64_t(d.B) * 6 * D);
+    h_in = w.template take<T>(N * D); ln1 = w.template take<T>(N * D); m1 = w.template take<T>(N * D);
+    qkv = w.template take<T>(3 * N * D);
+    probs = flash ? nullptr : w.template take<T>(std::int64_t(d.B) * d.H * d.S * d.S);
+    lse = flash ? w.template take<S>(std::int64_t(d.B) * d.H * d.S) : nullptr;
+    ao = w.template take<T>(N * D); a = w.template take<T>(N * D);
+    h_mid = w.template take<T>(N * D); ln2 = w.template take<T>(N * D); m2 = w.template take<T>(N * D);
+    f1 = w.template take<T>(N * d.Dm); g = w.template take<T>(N * d.Dm); f2 = w.template take<T>(N * D);
+    mean1 = w.template take<S>(N); rstd1 = w.template take<S>(N);
+    mean2 = w.template take<S>(N); rstd2 = w.template take<S>(N);
   }
 };
 
-/// Scratch shared by all blocks' backward passes.
+/// Scratch shared by all blocks' backward passes (carved next to the activations).
 template <class T>
 struct BlockScratch {
   T *d_big1, *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
 
-  template <class Grab>
-  void carve(Grab&& grab, const BlockDims& d, bool flash) {
+  template <class W>
+  void carve(W& w, const BlockDims& d, bool flash) {
+    using Ops = Backend<typename W::device_type>;
     const std::int64_t N = d.N(), D = d.D;
-    d_big1 = grab(N * d.Dm); d_big2 = grab(N * d.Dm); dqkv = grab(3 * N * D);
-    att = flash ? nullptr : grab(ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
-    d_small = grab(N * D); dtmp = grab(N * D);
-    dmod = grab(std::int64_t(d.B) * 6 * D); dsc_tmp = grab(std::int64_t(d.B) * D);
+    d_big1 = w.template take<T>(N * d.Dm); d_big2 = w.template take<T>(N * d.Dm);
+    dqkv = w.template take<T>(3 * N * D);
+    att = flash ? nullptr : w.template take<T>(Ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
+    d_small = w.template take<T>(N * D); dtmp = w.template take<T>(N * D);
+    dmod = w.template take<T>(std::int64_t(d.B) * 6 * D); dsc_tmp = w.template take<T>(std::int64_t(d.B) * D);
   }
 };
 
@@ -79,34 +77,35 @@ struct BlockScratch {
 template <class Ctx, class T, class St>
 void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w, const T* sc,
                    BlockActs<T, St>& a, const T* h_in, T* h_out) {
+  using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;  // stride between samples in mod
-  ops::linear_forward(ctx, a.mod, sc, w.ada_w, w.ada_b, B, D, 6 * D);
+  Ops::linear_forward(ctx, a.mod, sc, w.ada_w, w.ada_b, B, D, 6 * D);
   const T *shift1 = a.mod, *scale1 = a.mod + D, *gate1 = a.mod + 2 * D;
   const T *shift2 = a.mod + 3 * D, *scale2 = a.mod + 4 * D, *gate2 = a.mod + 5 * D;
 
-  if (a.h_in != h_in) ops::copy(ctx, a.h_in, h_in, d.N() * D);
+  if (a.h_in != h_in) Ops::copy(ctx, a.h_in, h_in, d.N() * D);
   // attention branch
-  ops::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
-  ops::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
-  ops::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
-  if constexpr (ops::has_flash_attention<Ctx, T>) {
-    if (a.lse) ops::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
-    else ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+  Ops::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
+  Ops::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
+  Ops::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
+  if constexpr (has_flash_attention<Ctx, T>) {
+    if (a.lse) Ops::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
+    else Ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
   } else {
-    ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
+    Ops::attention_forward(ctx, a.ao, a.probs, a.qkv, B, S, H, D / H);
   }
-  ops::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
-  ops::copy(ctx, a.h_mid, a.h_in, d.N() * D);
-  ops::gated_residual_forward(ctx, a.h_mid, a.a, gate1, B, S, D, ms);
+  Ops::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
+  Ops::copy(ctx, a.h_mid, a.h_in, d.N() * D);
+  Ops::gated_residual_forward(ctx, a.h_mid, a.a, gate1, B, S, D, ms);
   // MLP branch
-  ops::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
-  ops::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
-  ops::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
-  ops::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
-  ops::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);
-  if (h_out != a.h_mid) ops::copy(ctx, h_out, a.h_mid, d.N() * D);
-  ops::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
+  Ops::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
+  Ops::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
+  Ops::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
+  Ops::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
+  Ops::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);
+  if (h_out != a.h_mid) Ops::copy(ctx, h_out, a.h_mid, d.N() * D);
+  Ops::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
 }
 
 /// Backward. On entry dh = dL/dh_out; on exit dh = dL/dh_in. Parameter gradients accumulate
@@ -115,6 +114,7 @@ template <class Ctx, class T, class G, class St>
 void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
                     const BlockGrads<G>& g, const BlockActs<T, St>& a, const T* sc, T* dh, T* dsc,
                     const BlockScratch<T>& s) {
+  using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;
   const std::int64_t ND = d.N() * D;
@@ -123,29 +123,29 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   T *dshift2 = s.dmod + 3 * D, *dscale2 = s.dmod + 4 * D, *dgate2 = s.dmod + 5 * D;
 
   // MLP branch: h_out = h_mid + gate2 * f2
-  ops::gated_residual_backward(ctx, s.d_small, dgate2, dh, a.f2, gate2, B, S, D, ms);
-  ops::linear_backward(ctx, s.d_big1, g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
-  ops::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
-  ops::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
-  ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
-  ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
-  ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_mid
+  Ops::gated_residual_backward(ctx, s.d_small, dgate2, dh, a.f2, gate2, B, S, D, ms);
+  Ops::linear_backward(ctx, s.d_big1, g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
+  Ops::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
+  Ops::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
+  Ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
+  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
+  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_mid
   // attention branch: h_mid = h_in + gate1 * a
-  ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
-  ops::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
-  if constexpr (ops::has_flash_attention<Ctx, T>) {
-    if (a.lse) ops::flash_attention_backward(ctx, s.dqkv, s.dtmp, a.qkv, a.ao, a.lse, B, S, H, D / H);
-    else ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+  Ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
+  Ops::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
+  if constexpr (has_flash_attention<Ctx, T>) {
+    if (a.lse) Ops::flash_attention_backward(ctx, s.dqkv, s.dtmp, a.qkv, a.ao, a.lse, B, S, H, D / H);
+    else Ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
   } else {
-    ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
+    Ops::attention_backward(ctx, s.dqkv, s.att, s.dtmp, a.qkv, a.probs, B, S, H, D / H);
   }
-  ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
-  ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
-  ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
-  ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_in
+  Ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
+  Ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
+  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
+  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_in
   // adaLN modulation
-  ops::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
-  ops::add_inplace(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
+  Ops::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
+  Ops::add_inplace(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
 }
 
-}  // namespace redi::nn
+}  // namespace redi

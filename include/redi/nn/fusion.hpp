@@ -1,4 +1,4 @@
-// redi/nn/fusion.hpp — token-fusion policies (SPEC section 2) as empty tag types.
+// redi/nn/fusion.hpp — token-fusion policies (docs/method.md section 3) as empty tag types.
 //  Merged:   one token per patch, h = x W^x + z W^z (= one patch-embed over the channel concat);
 //            one final linear with p*p*(Cx + r) outputs. Cost of the plain DiT.
 //  Separate: 2L tokens [x tokens ; z tokens], each modality with its own patch embed and head;

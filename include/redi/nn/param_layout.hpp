@@ -1,7 +1,10 @@
-// redi/nn/param_layout.hpp — where every trainable tensor lives in the flat parameter buffer,
-// under its official PyTorch state_dict name (SPEC section 8), and how DiT initialises it.
-// The order is the official state_dict order; gradients, AdamW moments and EMA use the same
-// offsets in buffers of the same size.
+// redi/nn/param_layout.hpp — where every trainable tensor of a network lives in its flat
+// parameter buffer (llm.c style: one buffer, gradients, AdamW moments and EMA in buffers of the
+// same size at the same offsets), under its state_dict name, and how it is initialised.
+//   ParamLayout        the generic list: add(name, shape, init) -> offset; initialize, randomize
+//   TransformerLayout  the DiT/SiT/ReDi layout in the official PyTorch state_dict order
+//                      (docs/method.md section 9) with the named offsets the forward pass uses
+// The ViT encoder (vit_encoder.hpp) builds its own list with ParamLayout::add.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,14 +36,18 @@ struct BlockOffsets {
   std::int64_t qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b, ada_w, ada_b;
 };
 
+/// A network's parameters in one flat buffer, in the order they were added.
 struct ParamLayout {
   std::vector<ParamEntry> entries;
   std::int64_t total = 0;
-  // Named offsets for the forward/backward code.
-  std::int64_t xemb_w, xemb_b, zemb_w = -1, zemb_b = -1;
-  std::int64_t t0_w, t0_b, t2_w, t2_b, ytab;
-  std::vector<BlockOffsets> blocks;
-  std::int64_t fada_w, fada_b, flin_w, flin_b, zlin_w = -1, zlin_b = -1;
+
+  /// Appends a tensor; returns its offset.
+  std::int64_t add(std::string name, Shape shape, Init init) {
+    const std::int64_t off = total;
+    entries.push_back({std::move(name), shape, off, init});
+    total += shape.numel();
+    return off;
+  }
 
   const ParamEntry* find(const std::string& name) const {
     for (const auto& e : entries)
@@ -48,17 +55,62 @@ struct ParamLayout {
     return nullptr;
   }
 
+  /// Each entry's init (DiT's: xavier-uniform matrices, zero biases, N(0, 0.02) embeddings),
+  /// drawn from Philox keyed by (seed, entry index, element index).
+  template <class T>
+  void initialize(T* params, std::uint64_t seed) const {
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+      const auto& e = entries[k];
+      T* w = params + e.offset;
+      const std::int64_t n = e.numel();
+      switch (e.init) {
+        case Init::Zero:
+          for (std::int64_t i = 0; i < n; ++i) w[i] = T(0);
+          break;
+        case Init::XavierUniform: {
+          const double bound = std::sqrt(6.0 / double(e.rows() + e.cols()));
+          for (std::int64_t i = 0; i < n; ++i)
+            w[i] = T((2.0 * philox::uniform(seed, k, std::uint64_t(i)) - 1.0) * bound);
+          break;
+        }
+        case Init::Normal002:
+          for (std::int64_t i = 0; i < n; ++i) w[i] = T(0.02 * philox::normal(seed, k, std::uint64_t(i)));
+          break;
+      }
+    }
+  }
+
+  /// Every entry from N(0, std) — for gradient checks, where zero inits would hide terms.
+  template <class T>
+  void randomize(T* params, std::uint64_t seed, double std) const {
+    for (std::size_t k = 0; k < entries.size(); ++k)
+      for (std::int64_t i = 0; i < entries[k].numel(); ++i)
+        params[entries[k].offset + i] = T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
+  }
+
+  /// Every entry plus N(0, std) noise (the same draws as randomize).
+  template <class T>
+  void perturb(T* params, std::uint64_t seed, double std) const {
+    for (std::size_t k = 0; k < entries.size(); ++k)
+      for (std::int64_t i = 0; i < entries[k].numel(); ++i)
+        params[entries[k].offset + i] += T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
+  }
+};
+
+/// The DiT/SiT/ReDi transformer's layout, in the official state_dict order, with the offsets
+/// the forward and backward passes read.
+struct TransformerLayout : ParamLayout {
+  std::int64_t xemb_w, xemb_b, zemb_w = -1, zemb_b = -1;
+  std::int64_t t0_w, t0_b, t2_w, t2_b, ytab;
+  std::vector<BlockOffsets> blocks;
+  std::int64_t fada_w, fada_b, flin_w, flin_b, zlin_w = -1, zlin_b = -1;
+
   template <Fusion F>
-  static ParamLayout make(const ModelConfig& c) {
+  static TransformerLayout make(const ModelConfig& c) {
     c.validate();
-    ParamLayout L;
+    TransformerLayout L;
     const std::int64_t D = c.width, p = c.patch, Dm = std::int64_t(c.width) * c.mlp_ratio;
-    auto add = [&](std::string name, Shape s, Init init) {
-      std::int64_t off = L.total;
-      L.entries.push_back({std::move(name), s, off, init});
-      L.total += s.numel();
-      return off;
-    };
+    auto add = [&](std::string name, Shape s, Init init) { return L.add(std::move(name), s, init); };
     // Separate embedders and heads: Separate fusion, or features on their own grid.
     const bool separate = std::same_as<F, Separate> || c.own_feature_grid();
     const std::int64_t pz = c.feature_patch();
@@ -107,38 +159,6 @@ struct ParamLayout {
       L.flin_b = add("final_layer.linear.bias", Shape{p * p * c.channels_out()}, Init::Zero);
     }
     return L;
-  }
-
-  /// DiT initialisation (SPEC section 3), from Philox keyed by (seed, entry index).
-  template <class T>
-  void initialize(T* params, std::uint64_t seed) const {
-    for (std::size_t k = 0; k < entries.size(); ++k) {
-      const auto& e = entries[k];
-      T* w = params + e.offset;
-      const std::int64_t n = e.numel();
-      switch (e.init) {
-        case Init::Zero:
-          for (std::int64_t i = 0; i < n; ++i) w[i] = T(0);
-          break;
-        case Init::XavierUniform: {
-          const double bound = std::sqrt(6.0 / double(e.rows() + e.cols()));
-          for (std::int64_t i = 0; i < n; ++i)
-            w[i] = T((2.0 * philox::uniform(seed, k, std::uint64_t(i)) - 1.0) * bound);
-          break;
-        }
-        case Init::Normal002:
-          for (std::int64_t i = 0; i < n; ++i) w[i] = T(0.02 * philox::normal(seed, k, std::uint64_t(i)));
-          break;
-      }
-    }
-  }
-
-  /// Every entry from N(0, std) — for gradient checks, where DiT's zero init would hide terms.
-  template <class T>
-  void randomize(T* params, std::uint64_t seed, double std) const {
-    for (std::size_t k = 0; k < entries.size(); ++k)
-      for (std::int64_t i = 0; i < entries[k].numel(); ++i)
-        params[entries[k].offset + i] = T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
   }
 };
 

@@ -2,7 +2,8 @@
 // stand-in for DINOv2 (which cannot be downloaded here): patch embed + fixed 2-D sin-cos
 // position table, N transformer blocks, a final LayerNorm, mean pooling and a linear
 // classification head. Its patch features (the last block's tokens after the final LayerNorm,
-// [B, gh, gw, D]) are what the ReDi pipeline PCA-reduces (SPEC section 6); see docs/encoder.md.
+// [B, gh, gw, D]) are what the ReDi pipeline PCA-reduces (docs/method.md section 4); see
+// docs/encoder.md.
 //
 // The blocks ARE nn::block_forward / nn::block_backward (the DiT block) with a zero conditioning
 // vector: with sc = 0 the adaLN output equals its bias, so
@@ -16,8 +17,9 @@
 // The final LayerNorm has no affine: the head is linear after a mean pool and the PCA
 // standardises each channel, so a per-channel scale/shift there would change nothing.
 //
-// Memory is llm.c style, as in Transformer: one flat parameter buffer (order = entries()), one
-// gradient buffer of the same size, one activation arena sized for the largest batch seen.
+// Memory is llm.c style, as in Transformer: one flat parameter buffer (a ParamLayout, order =
+// entries()), one gradient buffer of the same size, one activation arena (a Workspace) laid
+// out for the largest batch seen. CPU only; the ops run through Backend<Cpu>.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -30,12 +32,13 @@
 #include <string>
 #include <vector>
 
+#include "redi/core/dtype.hpp"
 #include "redi/core/philox.hpp"
 #include "redi/core/tensor.hpp"
-#include "redi/io/state_dict.hpp"
+#include "redi/core/workspace.hpp"
 #include "redi/nn/dit_block.hpp"
 #include "redi/nn/param_layout.hpp"
-#include "redi/ops/ops.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 namespace redi {
 
@@ -94,6 +97,10 @@ struct ViTEncoderConfig {
   }
 };
 
+/// A network's weights file (safetensors), specialised per network type in redi/weights/.
+template <class Net>
+struct WeightsFile;
+
 template <CpuReal T>
 class ViTEncoder {
 public:
@@ -103,11 +110,7 @@ public:
   explicit ViTEncoder(const ViTEncoderConfig& cfg, std::uint64_t seed = 0) : cfg_(cfg) {
     cfg_.validate();
     const std::int64_t D = cfg_.width, Dm = D * cfg_.mlp_ratio, p = cfg_.patch;
-    auto add = [&](std::string name, Shape s, Init init) {
-      entries_.push_back({std::move(name), s, total_, init});
-      total_ += s.numel();
-      return entries_.back().offset;
-    };
+    auto add = [&](std::string name, Shape s, Init init) { return layout_.add(std::move(name), s, init); };
     pe_w_ = add("patch_embed.weight", Shape{D, cfg_.channels, p, p}, Init::XavierUniform);
     pe_b_ = add("patch_embed.bias", Shape{D}, Init::Zero);
     for (int i = 0; i < cfg_.depth; ++i) {
@@ -126,8 +129,8 @@ public:
     }
     head_w_ = add("head.weight", Shape{cfg_.num_classes, D}, Init::Zero);
     head_b_ = add("head.bias", Shape{cfg_.num_classes}, Init::Zero);
-    params_ = Tensor<T>(Shape{total_});
-    grads_ = Tensor<T>(Shape{total_});
+    params_ = Tensor<T>(Shape{layout_.total});
+    grads_ = Tensor<T>(Shape{layout_.total});
     zero_ada_w_ = Tensor<T>(Shape{6 * D, D});
     pos_ = Tensor<T>(Shape{cfg_.tokens(), D});
     ops::pos_embed_2d(pos_.data(), cfg_.grid(), cfg_.grid(), cfg_.width);
@@ -136,69 +139,54 @@ public:
 
   // ---- configuration and parameters
   const ViTEncoderConfig& config() const { return cfg_; }
-  const std::vector<ParamEntry>& entries() const { return entries_; }
-  const ParamEntry* find(const std::string& name) const {
-    for (const auto& e : entries_)
-      if (e.name == name) return &e;
-    return nullptr;
-  }
+  const std::vector<ParamEntry>& entries() const { return layout_.entries; }
+  const ParamLayout& layout() const { return layout_; }
+  const ParamEntry* find(const std::string& name) const { return layout_.find(name); }
   Tensor<T>& params() { return params_; }
   Tensor<T>& grads() { return grads_; }
   const Tensor<T>& params() const { return params_; }
   const Tensor<T>& grads() const { return grads_; }
-  std::int64_t num_params() const { return total_; }
+  std::int64_t num_params() const { return layout_.total; }
   void zero_grad() { grads_.zero(); }
-  std::size_t arena_allocations() const { return arena_allocs_; }
+  std::size_t arena_allocations() const { return ws_.allocations(); }
 
   /// Initialisation: xavier-uniform matrices (Philox keyed by (seed, entry index)), zero
   /// biases, zero head, modulation = (0, 0, gate_init, 0, 0, gate_init).
   void initialize(std::uint64_t seed) {
     T* P = params_.data();
-    for (std::size_t k = 0; k < entries_.size(); ++k) {
-      const auto& e = entries_[k];
-      const double bound = std::sqrt(6.0 / double(e.rows() + e.cols()));
-      for (std::int64_t i = 0; i < e.numel(); ++i)
-        P[e.offset + i] = e.init == Init::XavierUniform
-                              ? T((2.0 * philox::uniform(seed, k, std::uint64_t(i)) - 1.0) * bound)
-                              : T(0);
-    }
+    layout_.initialize(P, seed);
     const int D = cfg_.width;
     for (const auto& o : blocks_)
       for (int c = 0; c < D; ++c) P[o.mod + 2 * D + c] = P[o.mod + 5 * D + c] = T(cfg_.gate_init);
   }
 
   /// Every parameter from N(init value, std): for gradient checks (zero inits hide terms).
-  void randomize(std::uint64_t seed, double std) {
-    T* P = params_.data();
-    for (std::size_t k = 0; k < entries_.size(); ++k)
-      for (std::int64_t i = 0; i < entries_[k].numel(); ++i)
-        P[entries_[k].offset + i] += T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
-  }
+  void randomize(std::uint64_t seed, double std) { layout_.perturb(params_.data(), seed, std); }
+
+  // ---- files (defined by WeightsFile<ViTEncoder<T>> in redi/weights/vit_encoder.hpp, which
+  // redi/redi.hpp and redi/train/encoder_training.hpp include; the template parameter only
+  // defers the lookup, so that nn/ does not depend on io/)
 
   /// Views of every parameter under its name (for io::save_state / io::load_state).
-  std::vector<io::ParamRef<T>> param_refs() {
-    std::vector<io::ParamRef<T>> refs;
-    for (const auto& e : entries_) refs.push_back({e.name, e.shape, params_.data() + e.offset});
-    return refs;
+  template <class File = WeightsFile<ViTEncoder>>
+  auto param_refs() {
+    return File::refs(*this);
   }
-
   /// Saves safetensors with the config in metadata[kMetadataKey] (plus `metadata`).
+  template <class File = WeightsFile<ViTEncoder>>
   void save(const std::filesystem::path& path, std::map<std::string, std::string> metadata = {},
             DType store_as = dtype_of<T>::value) {
-    metadata[kMetadataKey] = cfg_.str();
-    io::save_state<T>(path, param_refs(), store_as, metadata);
+    File::save(*this, path, std::move(metadata), store_as);
   }
   /// Loads weights saved by save() into this encoder (strict: names and shapes must match).
-  void load_weights(const std::filesystem::path& path) { io::load_state<T>(path, param_refs()); }
+  template <class File = WeightsFile<ViTEncoder>>
+  void load_weights(const std::filesystem::path& path) {
+    File::load_weights(*this, path);
+  }
   /// An encoder built from the config stored in the file, with its weights.
+  template <class File = WeightsFile<ViTEncoder>>
   static ViTEncoder load(const std::filesystem::path& path) {
-    const auto f = io::SafeTensorsFile::open(path);
-    const auto it = f.metadata().find(kMetadataKey);
-    REDI_CHECK(it != f.metadata().end(), path.string(), ": no '", kMetadataKey,
-               "' metadata (not saved by ViTEncoder::save)");
-    ViTEncoder enc(ViTEncoderConfig::parse(it->second));
-    io::load_state<T>(f, enc.param_refs());
-    return enc;
+    return File::load(path);
   }
 
   // ---- forward / backward
@@ -210,17 +198,17 @@ public:
     const int D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, S = cfg_.image_size, C = cfg_.channels;
     const int N = B * L, K = cfg_.num_classes;
     const T* P = params_.data();
-    ops::patchify_forward(cpu, a_.tok, images, B, C, S, S, p);
+    Ops::patchify_forward(cpu, a_.tok, images, B, C, S, S, p);
     T* h = a_.blocks[0].h_in;
-    ops::linear_forward(cpu, h, a_.tok, P + pe_w_, P + pe_b_, N, C * p * p, D);
-    ops::add_broadcast(cpu, h, pos_.data(), B, std::int64_t(L) * D);
+    Ops::linear_forward(cpu, h, a_.tok, P + pe_w_, P + pe_b_, N, C * p * p, D);
+    Ops::add_broadcast(cpu, h, pos_.data(), B, std::int64_t(L) * D);
     std::fill(a_.sc, a_.sc + std::int64_t(B) * D, T(0));
     for (int i = 0; i < cfg_.depth; ++i) {
       T* next = i + 1 < cfg_.depth ? a_.blocks[i + 1].h_in : a_.hN;
-      nn::block_forward(cpu, dims_, weights(i), a_.sc, a_.blocks[i], h, next);
+      block_forward(cpu, dims_, weights(i), a_.sc, a_.blocks[i], h, next);
       h = next;
     }
-    ops::layernorm_forward(cpu, a_.feat, a_.meanf, a_.rstdf, a_.hN, N, D);
+    Ops::layernorm_forward(cpu, a_.feat, a_.meanf, a_.rstdf, a_.hN, N, D);
     const T inv = T(1) / T(L);
     for (int b = 0; b < B; ++b) {
       T* o = a_.pooled + std::int64_t(b) * D;
@@ -231,7 +219,7 @@ public:
       }
       for (int c = 0; c < D; ++c) o[c] *= inv;
     }
-    ops::linear_forward(cpu, a_.logits, a_.pooled, P + head_w_, P + head_b_, B, D, K);
+    Ops::linear_forward(cpu, a_.logits, a_.pooled, P + head_w_, P + head_b_, B, D, K);
   }
 
   int batch() const { return batch_; }
@@ -274,7 +262,7 @@ public:
     const int B = batch_, D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, N = B * L, K = cfg_.num_classes;
     const T* P = params_.data();
     T* G = grads_.data();
-    ops::linear_backward(cpu, a_.dpooled, G + head_w_, G + head_b_, dlogits, a_.pooled, P + head_w_, B, D, K);
+    Ops::linear_backward(cpu, a_.dpooled, G + head_w_, G + head_b_, dlogits, a_.pooled, P + head_w_, B, D, K);
     const T inv = T(1) / T(L);
     for (int b = 0; b < B; ++b)
       for (int l = 0; l < L; ++l) {
@@ -282,10 +270,10 @@ public:
         const T* s = a_.dpooled + std::int64_t(b) * D;
         for (int c = 0; c < D; ++c) d[c] = s[c] * inv;
       }
-    ops::layernorm_backward(cpu, a_.dh, a_.dfeat, a_.hN, a_.meanf, a_.rstdf, N, D);
+    Ops::layernorm_backward(cpu, a_.dh, a_.dfeat, a_.hN, a_.meanf, a_.rstdf, N, D);
     for (int i = cfg_.depth - 1; i >= 0; --i)
-      nn::block_backward(cpu, dims_, weights(i), grads(i), a_.blocks[i], a_.sc, a_.dh, a_.dsc, scratch_);
-    ops::linear_backward(cpu, static_cast<T*>(nullptr), G + pe_w_, G + pe_b_, a_.dh, a_.tok, P + pe_w_, N,
+      block_backward(cpu, dims_, weights(i), grads(i), a_.blocks[i], a_.sc, a_.dh, a_.dsc, scratch_);
+    Ops::linear_backward(cpu, static_cast<T*>(nullptr), G + pe_w_, G + pe_b_, a_.dh, a_.tok, P + pe_w_, N,
                          cfg_.channels * p * p, D);
   }
 
@@ -327,66 +315,58 @@ private:
   };
   struct Acts {
     T *tok, *hN, *feat, *meanf, *rstdf, *pooled, *logits, *sc, *dsc, *dlogits, *dpooled, *dfeat, *dh;
-    std::vector<nn::BlockActs<T>> blocks;
+    std::vector<BlockActs<T>> blocks;
   };
 
-  nn::BlockWeights<T> weights(int i) const {
+  BlockWeights<T> weights(int i) const {
     const T* P = params_.data();
     const Offs& o = blocks_[std::size_t(i)];
     return {P + o.qkv_w, P + o.qkv_b, P + o.proj_w, P + o.proj_b, P + o.fc1_w,
             P + o.fc1_b, P + o.fc2_w, P + o.fc2_b, zero_ada_w_.data(), P + o.mod};
   }
-  nn::BlockGrads<T> grads(int i) {
+  BlockGrads<T> grads(int i) {
     T* G = grads_.data();
     const Offs& o = blocks_[std::size_t(i)];
     return {G + o.qkv_w, G + o.qkv_b, G + o.proj_w, G + o.proj_b, G + o.fc1_w,
             G + o.fc1_b, G + o.fc2_w, G + o.fc2_b, nullptr, G + o.mod};
   }
 
-  /// Sizes the arena for batch B (one allocation, only when B grows).
+  /// Lays the activations out in the arena for batch B (one allocation, only when B grows).
   void ensure_batch(int B) {
     REDI_CHECK(B > 0, "ViTEncoder::forward: batch size must be > 0, got ", B);
     const int D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, K = cfg_.num_classes;
     batch_ = B;
-    dims_ = nn::BlockDims{B, L, D, cfg_.heads, D * cfg_.mlp_ratio};
+    dims_ = BlockDims{B, L, D, cfg_.heads, D * cfg_.mlp_ratio};
     if (B <= capacity_) return;
-    const nn::BlockDims cap = dims_;
+    const BlockDims cap = dims_;
     const std::int64_t N = std::int64_t(B) * L, ND = N * D, BD = std::int64_t(B) * D, BK = std::int64_t(B) * K;
-    for (int pass = 0; pass < 2; ++pass) {
-      std::int64_t off = 0;
-      auto grab = [&](std::int64_t n) -> T* {
-        const std::int64_t start = (off + 63) / 64 * 64;
-        off = start + n;
-        return pass == 0 ? nullptr : arena_.data() + start;
-      };
+    ws_.carve([&](Workspace<Cpu>& w) {
+      auto t = [&](std::int64_t n) { return w.take<T>(n); };
       Acts a;
-      a.tok = grab(N * cfg_.channels * p * p);
+      a.tok = t(N * cfg_.channels * p * p);
       a.blocks.resize(std::size_t(cfg_.depth));
-      for (auto& blk : a.blocks) blk.carve(grab, grab, cap, /*flash=*/false);
-      a.hN = grab(ND); a.feat = grab(ND); a.meanf = grab(N); a.rstdf = grab(N);
-      a.pooled = grab(BD); a.logits = grab(BK); a.sc = grab(BD); a.dsc = grab(BD);
-      a.dlogits = grab(BK); a.dpooled = grab(BD); a.dfeat = grab(ND); a.dh = grab(ND);
-      scratch_.carve(grab, cap, /*flash=*/false);
-      if (pass == 0) {
-        arena_ = Tensor<T>(Shape{off});
-        ++arena_allocs_;
-      } else {
-        a_ = std::move(a);
-      }
-    }
+      for (auto& blk : a.blocks) blk.carve(w, cap, /*flash=*/false);
+      a.hN = t(ND); a.feat = t(ND); a.meanf = t(N); a.rstdf = t(N);
+      a.pooled = t(BD); a.logits = t(BK); a.sc = t(BD); a.dsc = t(BD);
+      a.dlogits = t(BK); a.dpooled = t(BD); a.dfeat = t(ND); a.dh = t(ND);
+      scratch_.carve(w, cap, /*flash=*/false);
+      a_ = std::move(a);
+    });
     capacity_ = B;
   }
 
+  using Ops = Backend<Cpu>;  // the ops (redi/ops/cpu_backend.hpp)
+
   ViTEncoderConfig cfg_;
-  std::vector<ParamEntry> entries_;
+  ParamLayout layout_;
   std::vector<Offs> blocks_;
-  std::int64_t total_ = 0, pe_w_ = 0, pe_b_ = 0, head_w_ = 0, head_b_ = 0;
-  Tensor<T> params_, grads_, zero_ada_w_, pos_, arena_;
+  std::int64_t pe_w_ = 0, pe_b_ = 0, head_w_ = 0, head_b_ = 0;
+  Tensor<T> params_, grads_, zero_ada_w_, pos_;
+  Workspace<Cpu> ws_;  // the activation arena (core/workspace.hpp)
   Acts a_{};
-  nn::BlockScratch<T> scratch_{};
-  nn::BlockDims dims_{};
+  BlockScratch<T> scratch_{};
+  BlockDims dims_{};
   int batch_ = 0, capacity_ = 0, encode_batch_ = 64;
-  std::size_t arena_allocs_ = 0;
 };
 
 }  // namespace redi

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/ops/vmath.hpp"
@@ -15,11 +16,12 @@ inline constexpr double kSqrt2OverPi = 0.79788456080286535587989211986876;  // s
 inline constexpr double kGeluCubic = 0.044715;
 inline constexpr std::int64_t kChunk = 4096;  // elements per parallel chunk (inner loop is simd)
 
-/// f(i) for every i in [0, n): chunks of kChunk spread over OpenMP threads when n > 32768, each
-/// chunk a simd loop (f must be inlinable and free of cross-iteration dependences).
+/// f(i) for every i in [0, n): chunks of kChunk spread over OpenMP threads when
+/// n > kOmpMinWork / 2, each chunk a simd loop (f must be inlinable and free of cross-iteration
+/// dependences).
 template <class F>
 inline void elementwise_simd(std::int64_t n, F&& f) {
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (std::int64_t i0 = 0; i0 < n; i0 += kChunk) {
     const std::int64_t i1 = i0 + kChunk < n ? i0 + kChunk : n;
 #pragma omp simd

@@ -11,16 +11,10 @@
 //    region) and its softmax rows inline.
 //  - Blas: serial loop over (b, h) calling the (multi-threaded) BLAS gemm, with the row-wise
 //    softmax / dS passes done for all heads at once in one OpenMP loop.
-// Measured on the shared 2-core dev box (float, OpenBLAS 0.3.21, project flags = no -march, so
-// Eigen is SSE2-only; the box was oversubscribed ~4x, so single-thread CPU time is the reliable
-// signal), fwd+bwd per call, OMP/OPENBLAS_NUM_THREADS=1:
-//   L=64,  hd=32, B*H=256: Heads 16.6 ms, Blas  9.0 ms (64x64x32 GEMMs: presumably below OpenBLAS's
-//                          small-size threading threshold, i.e. serial anyway)
-//   L=256, hd=64, B*H=48:  Heads 76.4 ms, Blas 41.6 ms (256x256x64: OpenBLAS threads them)
-// BLAS is ~1.8x faster per core. With 2 threads Heads scales ~2x (independent pairs), so for short
-// sequences it ties with Blas (whose small GEMMs stay serial) and it keeps scaling with more
-// cores; for long sequences the threaded BLAS wins. Hence Auto = Heads for L <= 128, Blas above
-// (Heads always without OpenBLAS). Under heavy oversubscription Heads was the more robust one.
+// Per core the BLAS strategy is the faster one (about 1.8x), but its small GEMMs stay serial,
+// while the pairs of Heads are independent and scale with the threads: short sequences favour
+// Heads, long ones the threaded BLAS. Hence Auto = Heads for L <= 128, Blas above, and Heads
+// always without OpenBLAS (the measurements: docs/performance.md, "Attention strategy").
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,7 +27,7 @@ namespace redi::ops {
 enum class AttentionStrategy { Auto, Heads, Blas };
 
 namespace detail {
-/// Sequence lengths up to this use the per-head parallel strategy (measured; see above).
+/// Sequence lengths up to this use the per-head parallel strategy (docs/performance.md).
 inline constexpr int kAttentionHeadsMaxL = 128;
 }  // namespace detail
 
@@ -49,25 +43,7 @@ inline AttentionStrategy attention_strategy(int B, int L, int H, int hd) {
 #endif
 }
 
-/// True where a device has a fused flash-attention op for element type T
-/// (flash_attention_supported / _forward / _backward: lse [B, H, L] saved instead of probs).
-/// The CPU has none; the CUDA bf16 specialisation is in redi/cuda/ops/attention_cudnn.cuh.
-template <class Ctx, class T>
-inline constexpr bool has_flash_attention = false;
-
-/// Generic declarations so device-generic code (nn/dit_block.hpp) can name the flash ops; a
-/// device that has them provides better-matching overloads. Without one: not supported, and
-/// calling forward/backward does not compile.
-template <class T, class Ctx>
-inline bool flash_attention_supported(const Ctx&, int, int, int, int) {
-  return false;
-}
-template <class Ctx, class T, class S>
-void flash_attention_forward(const Ctx&, T*, S*, const T*, int, int, int, int) = delete;
-template <class Ctx, class T, class S>
-void flash_attention_backward(const Ctx&, T*, const T*, const T*, const T*, const S*, int, int, int,
-                              int) = delete;
-
+/// Elements of the backward's scratch (one dP/dS matrix per head), also the size of probs.
 inline std::int64_t attention_scratch_elems(int B, int L, int H, int hd) {
   (void)hd;
   return std::int64_t(B) * H * L * L;

@@ -1,4 +1,4 @@
-// redi/ops/embedding_fixed.hpp — the fixed sin-cos tables of official DiT (SPEC section 8):
+// redi/ops/embedding_fixed.hpp — the fixed sin-cos tables of official DiT (docs/method.md section 9):
 // the 2-D position table and the sinusoidal timestep features. Computed in double, stored in T.
 #pragma once
 #include <cmath>

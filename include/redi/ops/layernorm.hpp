@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 
@@ -15,7 +16,7 @@ template <CpuReal T>
 inline void layernorm_forward(const Cpu&, T* out, T* mean, T* rstd, const T* in, int rows, int C,
                               T eps = T(1e-6)) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (int r = 0; r < rows; ++r) {
     const T* x = in + std::int64_t(r) * C;
     T* y = out + std::int64_t(r) * C;
@@ -43,7 +44,7 @@ inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, c
                                const T* rstd, int rows, int C) {
   if (!din) return;
   [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (int r = 0; r < rows; ++r) {
     const T* x = in + std::int64_t(r) * C;
     const T* g = dout + std::int64_t(r) * C;

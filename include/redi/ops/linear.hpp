@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/ops/gemm.hpp"
 
 namespace redi::ops {
@@ -15,7 +16,7 @@ inline void linear_forward(const Cpu& dev, T* out, const T* in, const T* W, cons
   gemm<T>(dev, false, true, rows, out_f, in_f, T(1), in, in_f, W, in_f, T(0), out, out_f);
   if (b) {
     [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * out_f;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork)
     for (int r = 0; r < rows; ++r) {
       T* o = out + std::int64_t(r) * out_f;
 #pragma omp simd
@@ -38,7 +39,7 @@ inline void linear_backward(const Cpu& dev, T* din, T* dW, T* db, const T* dout,
     constexpr int kBlock = 64;
     const int nblocks = (out_f + kBlock - 1) / kBlock;
     [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * out_f;
-#pragma omp parallel for schedule(static) if (n > 65536 && nblocks > 1)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork && nblocks > 1)
     for (int blk = 0; blk < nblocks; ++blk) {
       const int c0 = blk * kBlock, c1 = std::min(out_f, c0 + kBlock), w = c1 - c0;
       T acc[kBlock] = {};

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 
@@ -19,7 +20,7 @@ template <CpuReal T>
 inline void modulate_forward(const Cpu&, T* out, const T* in, const T* shift, const T* scale,
                              int B, int L, int C, int mod_stride) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * L * C;
-#pragma omp parallel for collapse(2) schedule(static) if (n > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork / 2)
   for (int b = 0; b < B; ++b)
     for (int l = 0; l < L; ++l) {
       const T* sh = shift + std::int64_t(b) * mod_stride;
@@ -37,7 +38,7 @@ inline void modulate_backward(const Cpu&, T* din, T* dshift, T* dscale, const T*
                               const T* in, const T* scale, int B, int L, int C, int mod_stride) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * L * C;
   const int nblk = (C + detail::kModBlock - 1) / detail::kModBlock;
-#pragma omp parallel for collapse(2) schedule(static) if (n > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork / 2)
   for (int b = 0; b < B; ++b)
     for (int blk = 0; blk < nblk; ++blk) {
       const int c0 = blk * detail::kModBlock, w = std::min(C, c0 + detail::kModBlock) - c0;
@@ -70,7 +71,7 @@ template <CpuReal T>
 inline void gated_residual_forward(const Cpu&, T* x, const T* y, const T* gate, int B, int L,
                                    int C, int mod_stride) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * L * C;
-#pragma omp parallel for collapse(2) schedule(static) if (n > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork / 2)
   for (int b = 0; b < B; ++b)
     for (int l = 0; l < L; ++l) {
       const T* g = gate + std::int64_t(b) * mod_stride;
@@ -87,7 +88,7 @@ inline void gated_residual_backward(const Cpu&, T* dy, T* dgate, const T* dx, co
                                     const T* gate, int B, int L, int C, int mod_stride) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * L * C;
   const int nblk = (C + detail::kModBlock - 1) / detail::kModBlock;
-#pragma omp parallel for collapse(2) schedule(static) if (n > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork / 2)
   for (int b = 0; b < B; ++b)
     for (int blk = 0; blk < nblk; ++blk) {
       const int c0 = blk * detail::kModBlock, w = std::min(C, c0 + detail::kModBlock) - c0;

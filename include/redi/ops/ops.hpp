@@ -9,7 +9,6 @@
 #include "redi/ops/gemm.hpp"
 #include "redi/ops/layernorm.hpp"
 #include "redi/ops/linear.hpp"
-#include "redi/ops/loss.hpp"
 #include "redi/ops/modulate.hpp"
 #include "redi/ops/optim.hpp"
 #include "redi/ops/patchify.hpp"

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 
@@ -25,7 +26,7 @@ inline void adamw_step(const Cpu&, T* param, const T* grad, T* m, T* v, std::int
   const T step_size = T(cfg.lr / bc1);
   const T sqrt_bc2 = T(std::sqrt(bc2));
   const T eps = T(cfg.eps);
-#pragma omp parallel for simd schedule(static) if (n > 32768)
+#pragma omp parallel for simd schedule(static) if (n > kOmpMinWork / 2)
   for (std::int64_t i = 0; i < n; ++i) {
     const T g = grad[i];
     const T mi = b1 * m[i] + omb1 * g;
@@ -41,7 +42,7 @@ inline void adamw_step(const Cpu&, T* param, const T* grad, T* m, T* v, std::int
 template <CpuReal T>
 inline void ema_update(const Cpu&, T* ema, const T* param, std::int64_t n, double decay) {
   const T d = T(decay), omd = T(1.0 - decay);
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > kOmpMinWork)
   for (std::int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + omd * param[i];
 }
 

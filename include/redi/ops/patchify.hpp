@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/core/error.hpp"
@@ -19,7 +20,7 @@ inline void for_each_patch_elem(int B, int C, int H, int W, int p, bool cij, F&&
              " must be multiples of p=", p);
   const int gh = H / p, gw = W / p, L = gh * gw, P = C * p * p;
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * C * H * W;
-#pragma omp parallel for collapse(2) schedule(static) if (n > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < L; ++t) {
       const int gy = t / gw, gx = t % gw;

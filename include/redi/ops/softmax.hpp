@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/ops/vmath.hpp"
@@ -44,7 +45,7 @@ template <CpuReal T>
 inline void softmax_forward(const Cpu&, T* out, const T* in, int rows, int cols) {
   if (cols <= 0) return;
   [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * cols;
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (int r = 0; r < rows; ++r)
     detail::softmax_row(out + std::int64_t(r) * cols, in + std::int64_t(r) * cols, cols);
 }
@@ -53,7 +54,7 @@ template <CpuReal T>
 inline void softmax_backward(const Cpu&, T* din, const T* dout, const T* out, int rows,
                              int cols) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * cols;
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (int r = 0; r < rows; ++r) {
     const std::int64_t o = std::int64_t(r) * cols;
     detail::softmax_backward_row(din + o, dout + o, out + o, cols);

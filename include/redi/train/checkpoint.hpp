@@ -84,7 +84,7 @@ std::string model_type_name() {
 /// The non-tensor part of a checkpoint.
 struct CheckpointState {
   std::int64_t step = 0;             ///< optimiser steps done
-  std::uint64_t seed = 0;            ///< TrainConfig::seed of the run
+  std::uint64_t seed = 0;            ///< StepConfig::seed of the run
   std::uint64_t data_epoch = 0;      ///< BatchSampler::Position
   std::uint64_t data_index = 0;
   std::string config_json;           ///< the run's configuration (free-form JSON)

@@ -8,7 +8,7 @@
 //   evaluate_encoder     test accuracy of the linear head, and k-NN accuracy (cosine on the
 //                        mean-pooled features, a train subset as memory)
 //   fit_feature_pca      PCA (redi::data::PcaFitter) over the patch features of n images
-//   extract_pca_features z = bilinear(PCA_r(features)) [N, r, H, W] (SPEC section 6), any
+//   extract_pca_features z = bilinear(PCA_r(features)) [N, r, H, W] (docs/method.md section 4), any
 //                        data::FeatureEncoder
 #pragma once
 #include <Eigen/Dense>
@@ -28,7 +28,8 @@
 #include "redi/data/pca.hpp"
 #include "redi/data/sampler.hpp"
 #include "redi/nn/vit_encoder.hpp"
-#include "redi/ops/optim.hpp"
+#include "redi/weights/vit_encoder.hpp"
+#include "redi/train/optimizer.hpp"
 
 namespace redi::train {
 
@@ -90,7 +91,14 @@ inline ViTEncoder<float> train_encoder(const data::ImageDataset& train, const En
 
   ViTEncoder<float> enc(cfg.model, cfg.seed);
   const std::int64_t n = enc.num_params();
-  Tensor<float> m(Shape{n}), v(Shape{n});
+  // The shared optimiser step; the clip divides by the norm itself (clip_eps 0), and weight
+  // decay applies to the matrices only.
+  OptimizerConfig oc;
+  oc.adamw = {cfg.lr, cfg.beta1, cfg.beta2, 1e-8, cfg.weight_decay};
+  oc.grad_clip = cfg.grad_clip;
+  oc.clip_eps = 0.0;
+  Optimizer<float> opt(n, oc);
+  opt.set_groups(decay_matrices_only(enc.entries()));
   const int B = int(std::min<std::int64_t>(cfg.batch, train.n));
   data::BatchSampler sampler(train.n, B, cfg.seed ^ 0x656e636f64657221ull /* "encoder!" */);
   if (log)
@@ -110,18 +118,8 @@ inline ViTEncoder<float> train_encoder(const data::ImageDataset& train, const En
     int hits = 0;
     const double loss = enc.backward_cross_entropy(batch.labels.data(), &hits);
     REDI_CHECK(std::isfinite(loss), "train_encoder: loss is ", loss, " at step ", step);
-    float* G = enc.grads().data();
-    if (cfg.grad_clip > 0) {
-      const double norm = std::sqrt(ops::sum_squares(cpu, G, n));
-      if (norm > cfg.grad_clip) ops::scale_inplace(cpu, G, n, float(cfg.grad_clip / norm));
-    }
     const double lr = encoder_lr(cfg, step);
-    for (const auto& e : enc.entries()) {
-      const bool decay = e.shape.rank >= 2;
-      const ops::AdamWConfig ac{lr, cfg.beta1, cfg.beta2, 1e-8, decay ? cfg.weight_decay : 0.0};
-      ops::adamw_step(cpu, enc.params().data() + e.offset, G + e.offset, m.data() + e.offset,
-                      v.data() + e.offset, e.numel(), ac, step);
-    }
+    opt.step(enc.params().data(), enc.grads().data(), lr);
     recent_loss.push_back(loss);
     recent_acc.push_back(double(hits) / b);
     if (recent_loss.size() > 50) {
@@ -192,19 +190,6 @@ std::int64_t pooled_features(ViTEncoder<T>& enc, const data::ImageDataset& ds, s
   return correct;
 }
 
-namespace detail {
-inline std::vector<std::int64_t> first_of_permutation(std::int64_t n, int take, std::uint64_t seed) {
-  if (take <= 0 || take >= n) {
-    std::vector<std::int64_t> all(static_cast<std::size_t>(n));
-    std::iota(all.begin(), all.end(), std::int64_t(0));
-    return all;
-  }
-  auto p = data::epoch_permutation(n, seed, 0);
-  p.resize(std::size_t(take));
-  std::sort(p.begin(), p.end());
-  return p;
-}
-}  // namespace detail
 
 /// Test-split accuracy of the linear head, and k-NN accuracy (k = opt.k, cosine similarity of
 /// L2-normalised mean-pooled features, votes weighted by exp(cos / temperature)) against a
@@ -217,8 +202,8 @@ EncoderEval evaluate_encoder(ViTEncoder<T>& enc, const data::ImageDataset& train
   const auto t0 = std::chrono::steady_clock::now();
   using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int D = enc.feature_dim(), K = enc.config().num_classes;
-  const auto mi = detail::first_of_permutation(train.n, opt.memory_size, opt.seed ^ 0x6d656d6fu);
-  const auto ti = detail::first_of_permutation(test.n, opt.test_size, opt.seed ^ 0x74657374u);
+  const auto mi = data::random_subset(train.n, opt.memory_size, opt.seed ^ 0x6d656d6fu);
+  const auto ti = data::random_subset(test.n, opt.test_size, opt.seed ^ 0x74657374u);
   RowMajor M(Eigen::Index(mi.size()), D), Q(Eigen::Index(ti.size()), D);
   pooled_features(enc, train, mi, M.data(), opt.batch);
   const std::int64_t head_correct = pooled_features(enc, test, ti, Q.data(), opt.batch);
@@ -258,7 +243,7 @@ EncoderEval evaluate_encoder(ViTEncoder<T>& enc, const data::ImageDataset& train
 }
 
 // ---------------------------------------------------------------------------------------------
-// Feature pipeline glue (SPEC section 6), for any data::FeatureEncoder
+// Feature pipeline glue (docs/method.md section 4), for any data::FeatureEncoder
 
 /// PCA (standardised, redi::data::PcaFitter) over the patch features of n_images images of ds
 /// (a fixed random subset from `seed`; n_images <= 0 or >= ds.n: all), keeping r components
@@ -267,7 +252,7 @@ template <data::FeatureEncoder E>
 data::Pca fit_feature_pca(E& enc, const data::ImageDataset& ds, int n_images, int r, std::uint64_t seed = 0,
                           int batch = 64) {
   REDI_CHECK(!ds.empty(), "fit_feature_pca: empty dataset ", ds.source);
-  const auto idx = detail::first_of_permutation(ds.n, n_images, seed ^ 0x70636121u);
+  const auto idx = data::random_subset(ds.n, n_images, seed ^ 0x70636121u);
   data::PcaFitter fitter(enc.feature_dim());
   data::accumulate_features(enc, ds, idx, batch, fitter);
   data::PcaFitOptions fo;

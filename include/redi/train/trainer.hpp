@@ -1,10 +1,10 @@
 // redi/train/trainer.hpp — the training loop of a redi::ReDi model over an in-memory data set:
 // resumable shuffled batches (data::BatchSampler), the joint loss with label / representation
 // dropout (JointLoss options of the model), AdamW + warm-up + clipping + EMA (the model's
-// TrainConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
+// StepConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
 // resume bit-identically. docs/training.md has the guarantees and the file layout.
 //
-//   redi::train::TrainSet data = ...;                     // x [N,Cx,H,W], z [N,r,h,w], labels
+//   redi::data::TrainSet data = ...;                      // x [N,Cx,H,W], z [N,r,h,w], labels
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> model(opts);
 //   redi::train::Trainer trainer(model, data, {.steps = 2000, .batch = 64, .out_dir = "runs/x"}, &std::cout);
 //   trainer.run();                                        // or trainer.resume(path); trainer.run();
@@ -22,92 +22,14 @@
 #include <vector>
 
 #include "redi/data/dataset.hpp"
-#include "redi/data/resample.hpp"
 #include "redi/data/sampler.hpp"
+#include "redi/data/train_set.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/checkpoint.hpp"
 #include "redi/train/metrics_log.hpp"
 
 namespace redi::train {
-
-/// An in-memory training set: x [n, cx, h, w] (images in [-1, 1] or VAE latents), z [n, r, zh, zw]
-/// (PCA'd features; zh x zw is the latent grid h x w, or a coarser encoder grid that is resized
-/// bilinearly (align_corners=False) to h x w when a batch is made — the same z as resizing first,
-/// at a fraction of the memory), integer labels in [0, num_classes).
-struct TrainSet {
-  int n = 0, cx = 0, h = 0, w = 0;
-  int r = 0, zh = 0, zw = 0;
-  std::vector<float> x, z;
-  std::vector<int> labels;
-  int num_classes = 1;
-  std::string name = "data";  ///< recorded in checkpoints; a resume checks it
-
-  void validate() const {
-    REDI_CHECK(n > 0 && cx > 0 && h > 0 && w > 0, name, ": empty training set or bad shape [", n, ", ", cx, ", ",
-               h, ", ", w, "]");
-    REDI_CHECK(x.size() == std::size_t(n) * cx * h * w, name, ": x holds ", x.size(), " values, expected ",
-               std::size_t(n) * cx * h * w);
-    REDI_CHECK(r >= 0 && (r == 0 || (zh > 0 && zw > 0)), name, ": bad feature grid r=", r, " ", zh, "x", zw);
-    REDI_CHECK(z.size() == std::size_t(n) * r * zh * zw, name, ": z holds ", z.size(), " values, expected ",
-               std::size_t(n) * r * zh * zw);
-    REDI_CHECK(labels.size() == std::size_t(n), name, ": ", labels.size(), " labels for ", n, " samples");
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      REDI_CHECK(labels[i] >= 0 && labels[i] < num_classes, name, ": label ", labels[i], " of sample ", i,
-                 " outside [0, ", num_classes, ")");
-  }
-
-  /// Batch of samples idx: x -> xb [B, cx, h, w], z -> zb [B, r, fh, fw] (resized bilinearly
-  /// from zh x zw when the sizes differ; fh = fw = 0: the image grid h x w), labels -> yb.
-  /// With aug.flip, sample i is mirrored (x and z alike) when data::flip_decision says so.
-  void gather(std::span<const std::int64_t> idx, const data::Augment& aug, float* xb, float* zb, int* yb,
-              int fh = 0, int fw = 0) const {
-    if (fh <= 0 || fw <= 0) fh = h, fw = w;
-    const std::size_t xs = std::size_t(cx) * h * w, zs = std::size_t(r) * zh * zw, zo = std::size_t(r) * fh * fw;
-    for (std::size_t b = 0; b < idx.size(); ++b) {
-      const std::int64_t i = idx[b];
-      REDI_CHECK(i >= 0 && i < n, name, ": sample index ", i, " outside [0, ", n, ")");
-      std::copy_n(x.data() + std::size_t(i) * xs, xs, xb + b * xs);
-      if (r > 0) {
-        if (zh == fh && zw == fw) std::copy_n(z.data() + std::size_t(i) * zs, zs, zb + b * zo);
-        else data::resize_bilinear(z.data() + std::size_t(i) * zs, r, zh, zw, zb + b * zo, fh, fw);
-      }
-      yb[b] = labels[std::size_t(i)];
-      if (aug.flip && data::flip_decision(aug.seed, aug.epoch, std::uint64_t(i))) {
-        mirror(xb + b * xs, cx, h, w);
-        if (r > 0) mirror(zb + b * zo, r, fh, fw);
-      }
-    }
-  }
-
-  /// x from an image data set (uint8 -> [-1, 1], NCHW); z left empty (r = 0).
-  static TrainSet from_images(const data::ImageDataset& ds, std::string name) {
-    ds.validate();
-    TrainSet t;
-    t.n = ds.n; t.cx = ds.c; t.h = ds.h; t.w = ds.w;
-    t.num_classes = ds.num_classes;
-    t.labels = ds.labels;
-    t.name = std::move(name);
-    t.x.resize(std::size_t(ds.n) * ds.c * ds.h * ds.w);
-    constexpr std::int64_t chunk = 1024;
-    std::vector<std::int64_t> idx;
-    for (std::int64_t s = 0; s < ds.n; s += chunk) {
-      idx.clear();
-      for (std::int64_t i = s; i < std::min<std::int64_t>(ds.n, s + chunk); ++i) idx.push_back(i);
-      data::to_float_nchw(ds, idx, t.x.data() + std::size_t(s) * ds.c * ds.h * ds.w);
-    }
-    return t;
-  }
-
-private:
-  static void mirror(float* p, int planes, int ph, int pw) {
-    for (int c = 0; c < planes; ++c)
-      for (int y = 0; y < ph; ++y) {
-        float* row = p + (std::size_t(c) * ph + y) * pw;
-        std::reverse(row, row + pw);
-      }
-  }
-};
 
 struct TrainerConfig {
   std::int64_t steps = 1000;        ///< total optimiser steps (a resumed run continues up to it)
@@ -146,9 +68,9 @@ public:
   /// metrics.jsonl with an "eval" marker, so curves can be drawn from the log alone.
   using EvalFn = std::function<void(Model& m, std::int64_t step, JsonObject& record)>;
 
-  Trainer(Model& model, const TrainSet& data, TrainerConfig cfg, std::ostream* console = nullptr)
+  Trainer(Model& model, const data::TrainSet& data, TrainerConfig cfg, std::ostream* console = nullptr)
       : m_(model), data_(data), cfg_(std::move(cfg)), console_(console),
-        sampler_((data.validate(), data.n), cfg_.batch, cfg_.data_seed) {
+        batches_((data.validate(), data.n), cfg_.batch, cfg_.data_seed) {
     const ModelConfig& mc = m_.net().config();
     REDI_CHECK(cfg_.batch > 0 && cfg_.steps >= 0, "Trainer: batch ", cfg_.batch, ", steps ", cfg_.steps);
     REDI_CHECK(data_.cx == mc.image_channels && data_.r == mc.feature_channels && data_.h == mc.input_size &&
@@ -168,7 +90,7 @@ public:
 
   Model& model() { return m_; }
   const TrainerConfig& config() const { return cfg_; }
-  const data::BatchSampler& data_sampler() const { return sampler_; }
+  const data::BatchSampler& data_sampler() const { return batches_; }
   /// Every step this trainer ran (a resumed trainer: only the steps after the resume).
   const std::vector<StepRecord>& history() const { return history_; }
   bool stopped_early() const { return stopped_early_; }
@@ -190,7 +112,7 @@ public:
   /// or the gradient is not finite; a non-finite loss is caught BEFORE the update, so the model
   /// keeps the last good weights.
   StepRecord step() {
-    const auto draw = sampler_.next();
+    const auto draw = batches_.next();
     const int B = int(draw.indices.size());
     const int fg = m_.net().config().feature_grid();
     data_.gather(draw.indices, data::Augment{cfg_.hflip, cfg_.data_seed, draw.epoch}, xf_.data(), zf_.data(), y_.data(),
@@ -243,7 +165,7 @@ public:
       const double dt = std::chrono::duration<double>(clock::now() - s0).count();
       train_s += dt;
       win_s += dt;
-      win.add(r, int(sampler_.batch_size()));
+      win.add(r, int(batches_.batch_size()));
       const std::int64_t s = r.step;
       if (cfg_.log_every > 0 && (s % cfg_.log_every == 0 || s == cfg_.steps)) {
         log_window(win, win_s, train_s / double(s - first) * double(cfg_.steps - s));
@@ -261,7 +183,7 @@ public:
     const double total = std::chrono::duration<double>(clock::now() - t0).count();
     const std::int64_t n = m_.step() - first;
     say("trained ", n, " steps in ", format_duration(total), " (", fmt(n > 0 ? train_s / double(n) * 1e3 : 0.0, 1),
-        " ms/step, ", fmt(n > 0 ? double(n) * double(sampler_.batch_size()) / train_s : 0.0, 1), " img/s)");
+        " ms/step, ", fmt(n > 0 ? double(n) * double(batches_.batch_size()) / train_s : 0.0, 1), " img/s)");
   }
 
   /// The checkpoint file run() writes: <out_dir>/checkpoint.safetensors.
@@ -273,8 +195,8 @@ public:
     CheckpointState st;
     st.step = m_.step();
     st.seed = m_.options().train.seed;
-    st.data_epoch = sampler_.position().epoch;
-    st.data_index = sampler_.position().index;
+    st.data_epoch = batches_.position().epoch;
+    st.data_index = batches_.position().index;
     st.config_json = config_json();
     st.extra = std::move(extra);
     save_checkpoint(path, m_, st);
@@ -287,7 +209,7 @@ public:
     const CheckpointState peek = read_checkpoint_state(path);
     check_resume_config(path, peek.config_json);
     CheckpointState st = load_checkpoint(path, m_);
-    sampler_.seek({st.data_epoch, st.data_index});
+    batches_.seek({st.data_epoch, st.data_index});
     say("resumed from ", path.string(), " at step ", st.step, " (epoch ", st.data_epoch, ", index ", st.data_index, ")");
     return st;
   }
@@ -367,7 +289,7 @@ private:
   void log_window(const Window& w, double secs, double eta_s) {
     if (w.n == 0) return;
     const double k = 1.0 / w.n, ips = secs > 0 ? double(w.images) / secs : 0.0;
-    const auto pos = sampler_.position();
+    const auto pos = batches_.position();
     if (console_) {
       const int width = int(std::to_string(cfg_.steps).size());
       *console_ << "[redi] step " << std::setw(width) << w.step << "/" << cfg_.steps << "  loss " << fmt(w.loss * k, 4)
@@ -438,10 +360,10 @@ private:
   }
 
   Model& m_;
-  const TrainSet& data_;
+  const data::TrainSet& data_;
   TrainerConfig cfg_;
   std::ostream* console_;
-  data::BatchSampler sampler_;
+  data::BatchSampler batches_;  // the shuffled, resumable order of the training samples
   JsonlLog log_;
   SampleFn sample_fn_;
   EvalFn eval_fn_;

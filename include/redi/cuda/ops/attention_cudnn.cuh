@@ -46,7 +46,6 @@
 #include "redi/cuda/cudnn.hpp"
 #include "redi/cuda/cudnn_graph.hpp"
 #include "redi/cuda/ops/common.cuh"
-#include "redi/ops/attention.hpp"  // the primary ops::has_flash_attention (false)
 
 namespace redi {
 namespace cuda_detail {
@@ -273,9 +272,6 @@ inline void sdpa_check_aligned(const char* op, const void* p, const char* name) 
 }  // namespace cuda_detail
 
 namespace ops {
-
-template <>
-inline constexpr bool has_flash_attention<Cuda, bf16> = true;
 
 /// Whether the cuDNN fused SDPA runs this shape: false for any T but bf16; for bf16 builds and
 /// caches the forward and backward plans and answers whether both finalised. Never throws for

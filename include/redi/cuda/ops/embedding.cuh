@@ -1,6 +1,6 @@
 // redi/cuda/ops/embedding.cuh — table lookup and its scatter-add backward (atomicAdd: the
 // order of repeated-index additions, hence the last bits of fp32 sums, is not deterministic),
-// the fixed sin-cos embeddings (SPEC section 8) and a device copy. Mirrors
+// the fixed sin-cos embeddings (docs/method.md section 9) and a device copy. Mirrors
 // redi/ops/embedding.hpp, redi/ops/embedding_fixed.hpp and redi/ops/copy.hpp.
 #pragma once
 #include <cmath>
@@ -111,14 +111,6 @@ void pos_embed_2d(const Cuda& ctx, T* out, int gh, int gw, int D) {
     }
   ctx.copy_async(out, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice);
   ctx.synchronize();  // h is pageable and goes out of scope
-}
-
-/// dst[0..n) = src[0..n) (device to device, stream-ordered).
-template <class T>
-  requires std::is_trivially_copyable_v<T>
-void copy(const Cuda& ctx, T* dst, const T* src, std::int64_t n) {
-  if (n > 0 && dst != src)
-    ctx.copy_async(dst, src, std::size_t(n) * sizeof(T), cudaMemcpyDeviceToDevice);
 }
 
 }  // namespace ops

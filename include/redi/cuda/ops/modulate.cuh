@@ -31,18 +31,16 @@ __global__ void gated_residual_fwd_kernel(D* x, const D* y, const D* gate, int L
   }
 }
 
-enum class ColMode { Modulate, Gated, LnModulate };
+enum class ColMode { Modulate, Gated };
 
 constexpr int kColW = 32, kColH = 8;
 
 /// Per (b, c): sums over l of two quantities, plus an optional elementwise write.
 ///  Modulate:   s1 = sum g, s2 = sum g*x; din = g*(1+vec)           (g=dout, x=in, vec=scale)
 ///  Gated:      s1 = sum g*x;            din = g*vec                (g=dx,  x=y,  vec=gate)
-///  LnModulate: s1 = sum g, s2 = sum g*xhat, xhat = (x-mean)*rstd; no elementwise write.
-template <ColMode M, class D, class S>
+template <ColMode M, class D>
 __global__ void col_reduce_kernel(D* din, D* out1, D* out2, const D* g, const D* x,
-                                  const D* vec, const S* mean, const S* rstd, int L, int C,
-                                  int mod_stride) {
+                                  const D* vec, int L, int C, int mod_stride) {
   __shared__ float red1[kColH][kColW + 1];
   __shared__ float red2[kColH][kColW + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -50,14 +48,11 @@ __global__ void col_reduce_kernel(D* din, D* out1, D* out2, const D* g, const D*
   const std::int64_t b = blockIdx.y;
   float a1 = 0.0f, a2 = 0.0f;
   if (c < C) {
-    float vv = 0.0f;
-    if constexpr (M != ColMode::LnModulate) vv = ld(vec[b * mod_stride + c]);
+    const float vv = ld(vec[b * mod_stride + c]);
     for (int l = ty; l < L; l += kColH) {
       const std::int64_t row = b * L + l;
       const std::int64_t o = row * C + c;
-      const float gg = ld(g[o]);
-      float xx = ld(x[o]);
-      if constexpr (M == ColMode::LnModulate) xx = (xx - ld(mean[row])) * ld(rstd[row]);
+      const float gg = ld(g[o]), xx = ld(x[o]);
       if constexpr (M == ColMode::Gated) {
         a1 += gg * xx;
         if (din) din[o] = st<D>(gg * vv);
@@ -84,15 +79,13 @@ __global__ void col_reduce_kernel(D* din, D* out1, D* out2, const D* g, const D*
   }
 }
 
-template <ColMode M, class D, class S>
+template <ColMode M, class D>
 void col_reduce(const Cuda& ctx, D* din, D* out1, D* out2, const D* g, const D* x, const D* vec,
-                const S* mean, const S* rstd, int B, int L, int C, int mod_stride,
-                const char* what) {
+                int B, int L, int C, int mod_stride, const char* what) {
   if (B <= 0 || C <= 0) return;
   dim3 block(kColW, kColH);
   dim3 grid((C + kColW - 1) / kColW, B);
-  col_reduce_kernel<M><<<grid, block, 0, ctx.stream()>>>(din, out1, out2, g, x, vec, mean, rstd,
-                                                         L, C, mod_stride);
+  col_reduce_kernel<M><<<grid, block, 0, ctx.stream()>>>(din, out1, out2, g, x, vec, L, C, mod_stride);
   REDI_CUDA_LAUNCH_CHECK(what);
 }
 
@@ -120,8 +113,7 @@ void modulate_backward(const Cuda& ctx, T* din, T* dshift, T* dscale, const T* d
   using namespace cuda_detail;
   if (!din && !dshift && !dscale) return;
   col_reduce<ColMode::Modulate>(ctx, dptr(din), dptr(dshift), dptr(dscale), dptr(dout), dptr(in),
-                                dptr(scale), static_cast<const float*>(nullptr),
-                                static_cast<const float*>(nullptr), B, L, C, mod_stride,
+                                dptr(scale), B, L, C, mod_stride,
                                 "modulate_backward");
 }
 
@@ -144,8 +136,7 @@ void gated_residual_backward(const Cuda& ctx, T* dy, T* dgate, const T* dx, cons
   using namespace cuda_detail;
   if (!dy && !dgate) return;
   col_reduce<ColMode::Gated>(ctx, dptr(dy), dptr(dgate), static_cast<dev_t<T>*>(nullptr),
-                             dptr(dx), dptr(y), dptr(gate), static_cast<const float*>(nullptr),
-                             static_cast<const float*>(nullptr), B, L, C, mod_stride,
+                             dptr(dx), dptr(y), dptr(gate), B, L, C, mod_stride,
                              "gated_residual_backward");
 }
 

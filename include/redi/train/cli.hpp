@@ -1,7 +1,16 @@
-// examples/train/cli_args.hpp — the command-line parsing the redi example programs share:
-// --name VALUE, --name=VALUE and bare --flag switches, every value checked. Any problem is a
-// UsageError whose message names the flag; the programs print it and exit with status 2
-// (cli_main).
+// redi/train/cli.hpp — command-line parsing for training and sampling programs (redi's own
+// examples use it): --name VALUE, --name=VALUE and bare --flag switches, every value checked.
+// Any problem is a UsageError whose message names the flag; run_main prints it and returns
+// exit status 2.
+//
+//   int main(int argc, char** argv) {
+//     return redi::cli::run_main("my_program", [&] {
+//       const redi::cli::Args a(argc, argv, {"steps", "out"}, {"help"});
+//       const auto steps = a.integer("steps", 1000, 1, 1'000'000);
+//       ...
+//       return 0;
+//     });
+//   }
 #pragma once
 #include <charconv>
 #include <cmath>
@@ -17,7 +26,7 @@
 #include <omp.h>
 #endif
 
-namespace redi_examples {
+namespace redi::cli {
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -111,11 +120,11 @@ private:
   std::map<std::string, std::string> values_;
 };
 
-/// The example programs' main(): std::cout unbuffered (progress lines appear at once, also in a
-/// log file), then body()'s exit status. A UsageError prints "<program>: <message>" and a pointer
+/// A program's main(): std::cout unbuffered (progress lines appear at once, also in a log
+/// file), then body()'s exit status. A UsageError prints "<program>: <message>" and a pointer
 /// to --help (status 2), any other exception "<program>: error: <message>" (status 1).
 template <class Body>
-int cli_main(const std::string& program, Body&& body) {
+int run_main(const std::string& program, Body&& body) {
   std::cout.setf(std::ios::unitbuf);
   try {
     return body();
@@ -135,4 +144,4 @@ inline void apply_threads_flag([[maybe_unused]] const Args& a) {
 #endif
 }
 
-}  // namespace redi_examples
+}  // namespace redi::cli

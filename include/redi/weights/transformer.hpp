@@ -1,7 +1,8 @@
-// redi/nn/weights.hpp — a transformer's weights as an official PyTorch state_dict
-// (SPEC section 8): the flat parameter buffer under its official names, plus the fixed
-// `pos_embed [1, L, D]` that the public checkpoints carry. Loads safetensors files and
-// PyTorch zip checkpoints (no code executed) alike; saves safetensors.
+// redi/weights/transformer.hpp — a transformer's weights as an official PyTorch state_dict
+// (docs/method.md section 9): the flat parameter buffer under its official names, plus the
+// fixed `pos_embed [1, L, D]` that the public checkpoints carry. Loads safetensors files and
+// PyTorch zip checkpoints (no code executed) alike; saves safetensors. weights/ sits above nn/
+// (the networks) and io/ (the file formats): neither of those includes the other.
 #pragma once
 #include <filesystem>
 #include <map>

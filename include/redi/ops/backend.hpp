@@ -1,0 +1,81 @@
+// redi/ops/backend.hpp — which code runs an op is a type: redi::Backend<Dev>, specialised once
+// per device tag, with every op of the contract (docs/ops.md) as a static member taking the
+// device context first:
+//
+//   Backend<Cpu>   redi/ops/cpu_backend.hpp  the CPU ops of redi/ops/*.hpp (OpenBLAS/Eigen, OpenMP)
+//   Backend<Cuda>  redi/cuda/backend.cuh     the CUDA ops of redi/cuda/ops/*.cuh (nvcc only)
+//
+// Device-generic code (nn/, the optimiser, the device bridge) calls Backend<Dev>::op(ctx, ...)
+// and includes only this header: the member is looked up when the template is instantiated, so
+// it does not matter which backend header came first, and a model header compiles the same way
+// under g++ and nvcc. A program includes the backend of each device it runs on (redi/redi.hpp
+// includes the CPU one). A new device — a test device, another accelerator — is one more
+// specialisation; tests/test_device_path.cpp has one (host memory behind a non-host tag).
+//
+// OpsBackend<Dev, T, S, G> lists the contract for compute type T, statistics type S (LayerNorm
+// mean/rstd, timesteps) and gradient/master type G; models static_assert it, so a missing
+// backend is one readable error instead of a failed overload resolution deep inside a block.
+#pragma once
+#include <concepts>
+#include <cstdint>
+
+#include "redi/ops/optim.hpp"  // AdamWConfig (a plain struct, shared by every backend)
+
+namespace redi {
+
+/// The ops of device Dev. Only specialisations are defined (see the header comment).
+template <class Dev>
+struct Backend;
+
+/// Whether Backend<Dev> has a fused (flash) attention for element type T
+/// (flash_attention_supported / _forward / _backward, docs/ops.md).
+template <class Dev, class T>
+inline constexpr bool has_flash_attention = Backend<Dev>::template has_flash_attention<T>;
+
+/// The op contract a model of compute type T (statistics S, gradients and master weights G)
+/// needs from Backend<Dev>.
+template <class Dev, class T, class S = T, class G = T>
+concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs, G* g, const G* cg, int* iy,
+                              const int* cy, int i, std::int64_t n, double r, const ops::AdamWConfig& acfg) {
+  // data movement and element types
+  Backend<Dev>::copy(d, x, cx, n);
+  Backend<Dev>::copy(d, iy, cy, n);
+  Backend<Dev>::copy_strided(d, x, n, cx, n, n, n);
+  Backend<Dev>::convert(d, x, cg, n);
+  Backend<Dev>::convert(d, g, cx, n);
+  Backend<Dev>::convert(d, x, cs, n);
+  // token layout
+  Backend<Dev>::patchify_forward(d, x, cx, i, i, i, i, i);
+  Backend<Dev>::unpatchify_forward(d, x, cx, i, i, i, i, i);
+  Backend<Dev>::unpatchify_backward(d, x, cx, i, i, i, i, i);
+  // dense layers, norms, activations
+  Backend<Dev>::linear_forward(d, x, cx, cx, cx, i, i, i);
+  Backend<Dev>::linear_backward(d, x, g, g, cx, cx, cx, i, i, i);
+  Backend<Dev>::layernorm_forward(d, x, s, s, cx, i, i);
+  Backend<Dev>::layernorm_backward(d, x, cx, cx, cs, cs, i, i);
+  Backend<Dev>::modulate_forward(d, x, cx, cx, cx, i, i, i, i);
+  Backend<Dev>::modulate_backward(d, x, x, x, cx, cx, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_forward(d, x, cx, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_backward(d, x, x, cx, cx, cx, i, i, i, i);
+  Backend<Dev>::gelu_forward(d, x, cx, n);
+  Backend<Dev>::gelu_backward(d, x, cx, cx, n);
+  Backend<Dev>::silu_forward(d, x, cx, n);
+  Backend<Dev>::silu_backward(d, x, cx, cx, n);
+  Backend<Dev>::add_inplace(d, x, cx, n);
+  Backend<Dev>::add_broadcast(d, x, cx, n, n);
+  // attention (probs saved; scratch for the backward from attention_scratch_elems)
+  Backend<Dev>::attention_forward(d, x, x, cx, i, i, i, i);
+  Backend<Dev>::attention_backward(d, x, x, cx, cx, cx, i, i, i, i);
+  { Backend<Dev>::attention_scratch_elems(i, i, i, i) } -> std::convertible_to<std::int64_t>;
+  // conditioning
+  Backend<Dev>::embedding_forward(d, x, cx, cy, i, i);
+  Backend<Dev>::embedding_backward(d, g, cx, cy, i, i);
+  Backend<Dev>::timestep_embedding(d, s, cs, i, i);
+  // the optimiser step over the flat buffers (train/optimizer.hpp)
+  { Backend<Dev>::sum_squares(d, cg, n) } -> std::convertible_to<double>;
+  Backend<Dev>::scale_inplace(d, g, n, r);
+  Backend<Dev>::adamw_step(d, g, cg, g, g, n, acfg, n);
+  Backend<Dev>::ema_update(d, g, cg, n, r);
+};
+
+}  // namespace redi

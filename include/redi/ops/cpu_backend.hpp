@@ -1,0 +1,153 @@
+// redi/ops/cpu_backend.hpp — Backend<Cpu>: the op contract (redi/ops/backend.hpp, docs/ops.md)
+// served by the CPU ops of this folder, T = float or double. Include it in programs that run
+// models on the CPU (redi/redi.hpp does). The context argument is `const Cpu&`, so a test
+// device derived from Cpu can reuse this table by deriving its Backend from it.
+#pragma once
+#include <cstdint>
+
+#include "redi/core/device.hpp"
+#include "redi/ops/backend.hpp"
+#include "redi/ops/ops.hpp"
+
+namespace redi {
+
+template <>
+struct Backend<Cpu> {
+  template <class T>
+  static constexpr bool has_flash_attention = false;
+
+  // ---- data movement and element types
+  template <class T>
+  static void copy(const Cpu& c, T* dst, const T* src, std::int64_t n) { ops::copy(c, dst, src, n); }
+  template <class T>
+  static void copy_strided(const Cpu& c, T* dst, std::int64_t dst_stride, const T* src, std::int64_t src_stride,
+                           std::int64_t rows, std::int64_t cols) {
+    ops::copy_strided(c, dst, dst_stride, src, src_stride, rows, cols);
+  }
+  template <class To, class From>
+  static void convert(const Cpu& c, To* out, const From* in, std::int64_t n) { ops::convert(c, out, in, n); }
+
+  // ---- token layout
+  template <CpuReal T>
+  static void patchify_forward(const Cpu& c, T* tokens, const T* img, int B, int C, int H, int W, int p) {
+    ops::patchify_forward(c, tokens, img, B, C, H, W, p);
+  }
+  template <CpuReal T>
+  static void patchify_backward(const Cpu& c, T* dimg, const T* dtokens, int B, int C, int H, int W, int p) {
+    ops::patchify_backward(c, dimg, dtokens, B, C, H, W, p);
+  }
+  template <CpuReal T>
+  static void unpatchify_forward(const Cpu& c, T* img, const T* tokens, int B, int C, int H, int W, int p) {
+    ops::unpatchify_forward(c, img, tokens, B, C, H, W, p);
+  }
+  template <CpuReal T>
+  static void unpatchify_backward(const Cpu& c, T* dtokens, const T* dimg, int B, int C, int H, int W, int p) {
+    ops::unpatchify_backward(c, dtokens, dimg, B, C, H, W, p);
+  }
+
+  // ---- dense layers, norms, activations
+  template <CpuReal T>
+  static void linear_forward(const Cpu& c, T* out, const T* in, const T* W, const T* b, int rows, int in_f,
+                             int out_f) {
+    ops::linear_forward(c, out, in, W, b, rows, in_f, out_f);
+  }
+  template <CpuReal T>
+  static void linear_backward(const Cpu& c, T* din, T* dW, T* db, const T* dout, const T* in, const T* W,
+                              int rows, int in_f, int out_f) {
+    ops::linear_backward(c, din, dW, db, dout, in, W, rows, in_f, out_f);
+  }
+  template <CpuReal T>
+  static void layernorm_forward(const Cpu& c, T* out, T* mean, T* rstd, const T* in, int rows, int C) {
+    ops::layernorm_forward(c, out, mean, rstd, in, rows, C);
+  }
+  template <CpuReal T>
+  static void layernorm_backward(const Cpu& c, T* din, const T* dout, const T* in, const T* mean, const T* rstd,
+                                 int rows, int C) {
+    ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
+  }
+  template <CpuReal T>
+  static void modulate_forward(const Cpu& c, T* out, const T* in, const T* shift, const T* scale, int B, int L,
+                               int C, int mod_stride) {
+    ops::modulate_forward(c, out, in, shift, scale, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void modulate_backward(const Cpu& c, T* din, T* dshift, T* dscale, const T* dout, const T* in,
+                                const T* scale, int B, int L, int C, int mod_stride) {
+    ops::modulate_backward(c, din, dshift, dscale, dout, in, scale, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void gated_residual_forward(const Cpu& c, T* x, const T* y, const T* gate, int B, int L, int C,
+                                     int mod_stride) {
+    ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void gated_residual_backward(const Cpu& c, T* dy, T* dgate, const T* dx, const T* y, const T* gate,
+                                      int B, int L, int C, int mod_stride) {
+    ops::gated_residual_backward(c, dy, dgate, dx, y, gate, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void gelu_forward(const Cpu& c, T* out, const T* in, std::int64_t n) { ops::gelu_forward(c, out, in, n); }
+  template <CpuReal T>
+  static void gelu_backward(const Cpu& c, T* din, const T* dout, const T* in, std::int64_t n) {
+    ops::gelu_backward(c, din, dout, in, n);
+  }
+  template <CpuReal T>
+  static void silu_forward(const Cpu& c, T* out, const T* in, std::int64_t n) { ops::silu_forward(c, out, in, n); }
+  template <CpuReal T>
+  static void silu_backward(const Cpu& c, T* din, const T* dout, const T* in, std::int64_t n) {
+    ops::silu_backward(c, din, dout, in, n);
+  }
+  template <CpuReal T>
+  static void add_inplace(const Cpu& c, T* x, const T* y, std::int64_t n) { ops::add_inplace(c, x, y, n); }
+  template <CpuReal T>
+  static void add_broadcast(const Cpu& c, T* x, const T* row, std::int64_t outer, std::int64_t inner) {
+    ops::add_broadcast(c, x, row, outer, inner);
+  }
+
+  // ---- attention
+  template <CpuReal T>
+  static void attention_forward(const Cpu& c, T* out, T* probs, const T* qkv, int B, int L, int H, int hd) {
+    ops::attention_forward(c, out, probs, qkv, B, L, H, hd);
+  }
+  template <CpuReal T>
+  static void attention_backward(const Cpu& c, T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs,
+                                 int B, int L, int H, int hd) {
+    ops::attention_backward(c, dqkv, scratch, dout, qkv, probs, B, L, H, hd);
+  }
+  static std::int64_t attention_scratch_elems(int B, int L, int H, int hd) {
+    return ops::attention_scratch_elems(B, L, H, hd);
+  }
+
+  // ---- conditioning
+  template <CpuReal T>
+  static void embedding_forward(const Cpu& c, T* out, const T* table, const int* idx, int N, int D) {
+    ops::embedding_forward(c, out, table, idx, N, D);
+  }
+  template <CpuReal T>
+  static void embedding_backward(const Cpu& c, T* dtable, const T* dout, const int* idx, int N, int D) {
+    ops::embedding_backward(c, dtable, dout, idx, N, D);
+  }
+  template <CpuReal T>
+  static void timestep_embedding(const Cpu& c, T* out, const T* t, int N, int dim) {
+    ops::timestep_embedding(c, out, t, N, dim);
+  }
+
+  // ---- the optimiser step
+  template <CpuReal T>
+  static double sum_squares(const Cpu& c, const T* x, std::int64_t n) { return ops::sum_squares(c, x, n); }
+  template <CpuReal T>
+  static void scale_inplace(const Cpu& c, T* x, std::int64_t n, double s) { ops::scale_inplace(c, x, n, T(s)); }
+  template <CpuReal T>
+  static void adamw_step(const Cpu& c, T* param, const T* grad, T* m, T* v, std::int64_t n,
+                         const ops::AdamWConfig& cfg, std::int64_t step) {
+    ops::adamw_step(c, param, grad, m, v, n, cfg, step);
+  }
+  template <CpuReal T>
+  static void ema_update(const Cpu& c, T* ema, const T* param, std::int64_t n, double decay) {
+    ops::ema_update(c, ema, param, n, decay);
+  }
+};
+
+static_assert(OpsBackend<Cpu, float> && OpsBackend<Cpu, double>);
+
+}  // namespace redi
