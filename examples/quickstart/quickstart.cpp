@@ -29,6 +29,7 @@
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/encoder_training.hpp"
+#include "redi/eval/frechet.hpp"
 #include "redi/train/metrics_log.hpp"
 #include "redi/train/trainer.hpp"
 
@@ -129,7 +130,7 @@ Features encoder_and_pca(const redi::data::ImageDataset& train, const fs::path& 
 /// Mean-pooled encoder features of a uint8 image set, into Gaussian statistics; returns how
 /// many images the encoder's classifier head assigns to their label.
 std::int64_t pooled_stats(redi::ViTEncoder<float>& enc, const redi::data::ImageDataset& ds,
-                          redi::train::GaussianStats& st) {
+                          redi::eval::GaussianStats& st) {
   std::vector<std::int64_t> idx(static_cast<std::size_t>(ds.n));
   std::iota(idx.begin(), idx.end(), std::int64_t(0));
   std::vector<float> f(std::size_t(ds.n) * std::size_t(enc.feature_dim()));
@@ -292,12 +293,12 @@ int run(const Args& a) {
   gds.n = N; gds.h = 32; gds.w = 32; gds.c = 1; gds.pixels = u8; gds.labels = labels; gds.num_classes = 10;
   gds.source = "generated samples";
   const int D = feat.enc.feature_dim();
-  redi::train::GaussianStats s_test(D), s_gen(D), s_ref(D);
+  redi::eval::GaussianStats s_test(D), s_gen(D), s_ref(D);
   pooled_stats(feat.enc, test, s_test);
   const std::int64_t gen_correct = pooled_stats(feat.enc, gds, s_gen);
   const auto ref_idx = redi::train::detail::first_of_permutation(train.n, N, seed ^ 0x726566u);
   pooled_stats(feat.enc, redi::data::subset(train, ref_idx), s_ref);
-  const double fd = redi::train::frechet_distance(s_gen, s_test), fd_ref = redi::train::frechet_distance(s_ref, s_test);
+  const double fd = redi::eval::frechet_distance(s_gen, s_test), fd_ref = redi::eval::frechet_distance(s_ref, s_test);
   const double acc = double(gen_correct) / N;
   const double total_s = since(t_start);
   std::cout << "[quickstart] FD (encoder pooled features, " << N << " samples vs " << test.n
