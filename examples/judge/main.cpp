@@ -30,6 +30,7 @@ Commands:
       --epochs N (12)  --batch N (128)  --lr X (2e-3)  --weight-decay X (0.05)  --warmup N (200)
       --shift N (2)         random translation in pixels (0 = off)   --no-flip  (no horizontal flips)
       --layers SPEC         conv widths and M (max pool), e.g. 32-32-M-64-64-M-128 (the default)
+      --input-mean X --input-std X   the fixed input normalisation (default -0.56, 0.66)
       --seed N              (default: the judge's seed, see docs/evaluation.md)
       --test                also report test accuracy at the end (the final number; not for tuning)
   accuracy [options]        top-1 accuracy of the judge on a split
@@ -76,6 +77,8 @@ int cmd_train(const Args& a) {
   c.max_shift = int(a.integer("shift", c.max_shift, 0, 16));
   c.flip = !a.flag("no-flip");
   c.seed = std::uint64_t(a.integer("seed", std::int64_t(c.seed), 0, INT64_MAX));
+  c.model.input_mean = a.real("input-mean", c.model.input_mean, -1e3, 1e3);
+  c.model.input_std = a.real("input-std", c.model.input_std, 1e-6, 1e3);
   if (a.has("layers")) {
     c.model.layers = a.str("layers");
     try {
@@ -231,7 +234,8 @@ int main(int argc, char** argv) {
     };
     if (cmd == "train") {
       const Args a(int(rest.size()), rest.data(),
-                   with({"out", "epochs", "batch", "lr", "weight-decay", "warmup", "shift", "layers", "seed"}),
+                   with({"out", "epochs", "batch", "lr", "weight-decay", "warmup", "shift", "layers", "seed", "input-mean",
+                         "input-std"}),
                    {"help", "no-flip", "test"});
       if (a.flag("help")) return std::cout << kUsage, 0;
       return cmd_train(a);

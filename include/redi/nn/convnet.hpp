@@ -8,7 +8,8 @@
 //   then global average pooling -> features() [B, D] (D = the last conv's channels; the
 //   "penultimate features") -> linear head -> logits() [B, num_classes].
 //
-// Input: images [B, C, S, S] in [-1, 1] (redi's convention: uint8 p -> p / 127.5 - 1).
+// Input: images [B, C, S, S] in [-1, 1] (redi's convention: uint8 p -> p / 127.5 - 1), which the
+// network first normalises with fixed constants: (x - input_mean) / input_std.
 // Parameters, in one flat buffer in this order, named like torchvision's VGG:
 //   features.<i>.weight [N, C_in, 3, 3], features.<i>.bias [N]   (i = the layer's index in the list)
 //   head.weight [num_classes, D], head.bias [num_classes]
@@ -44,6 +45,9 @@ struct ConvNetConfig {
   int channels = 1;     // C of the input
   int num_classes = 10;
   std::string layers = "32-32-M-64-64-M-128";  // see the header comment
+  /// The network first maps its input x to (x - input_mean) / input_std (a fixed
+  /// normalisation, like torchvision's Normalize; 0 and 1: none).
+  double input_mean = 0.0, input_std = 1.0;
 
   /// One entry per layer: the conv's output channels, or 0 for a max pool.
   std::vector<int> layer_list() const {
@@ -78,6 +82,8 @@ struct ConvNetConfig {
   void validate() const {
     REDI_CHECK(image_size > 0 && channels > 0, "ConvNetConfig: image_size ", image_size, ", channels ", channels);
     REDI_CHECK(num_classes >= 2, "ConvNetConfig: num_classes must be >= 2, got ", num_classes);
+    REDI_CHECK(std::isfinite(input_mean) && std::isfinite(input_std) && input_std > 0, "ConvNetConfig: input_mean ",
+               input_mean, ", input_std ", input_std);
     const auto L = layer_list();
     REDI_CHECK(!L.empty() && feature_dim() > 0, "ConvNetConfig: layers '", layers, "' have no convolution");
     int s = image_size;
@@ -91,8 +97,11 @@ struct ConvNetConfig {
   /// "image_size=32,channels=1,num_classes=10,layers=32-32-M-64-64-M-128" (saved files'
   /// metadata "redi.convnet").
   std::string str() const {
-    return "image_size=" + std::to_string(image_size) + ",channels=" + std::to_string(channels) +
-           ",num_classes=" + std::to_string(num_classes) + ",layers=" + layers;
+    std::ostringstream os;
+    os.precision(17);
+    os << "image_size=" << image_size << ",channels=" << channels << ",num_classes=" << num_classes
+       << ",layers=" << layers << ",input_mean=" << input_mean << ",input_std=" << input_std;
+    return os.str();
   }
   static ConvNetConfig parse(const std::string& s) {
     ConvNetConfig c;
@@ -106,6 +115,16 @@ struct ConvNetConfig {
              : k == "num_classes" ? &c.num_classes : nullptr;
       if (k == "layers") {
         c.layers = v;
+      } else if (k == "input_mean" || k == "input_std") {
+        std::size_t used = 0;
+        double x = 0;
+        try {
+          x = std::stod(v, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        REDI_CHECK(used == v.size() && !v.empty(), "ConvNetConfig::parse: '", kv, "' is not a number");
+        (k == "input_mean" ? c.input_mean : c.input_std) = x;
       } else if (f) {
         std::size_t used = 0;
         try {
@@ -272,7 +291,9 @@ public:
   void forward(const T* images, int B) {
     ensure_batch(B);
     const T* P = params_.data();
-    std::copy_n(images, std::int64_t(B) * cfg_.channels * cfg_.image_size * cfg_.image_size, act_[0]);
+    const std::int64_t n_in = std::int64_t(B) * cfg_.channels * cfg_.image_size * cfg_.image_size;
+    const T mu = T(cfg_.input_mean), inv_std = T(1.0 / cfg_.input_std);
+    for (std::int64_t i = 0; i < n_in; ++i) act_[0][i] = (images[i] - mu) * inv_std;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Layer& l = layers_[i];
       if (l.conv) {

@@ -35,8 +35,17 @@ namespace redi::train {
 /// The judge's seed: initialisation, batch order and augmentation ("judge" in ASCII).
 inline constexpr std::uint64_t kJudgeSeed = 0x6a75646765ull;
 
+/// Fashion-MNIST's pixel statistics in redi's [-1, 1] units (the 55,000 training images padded
+/// to 32x32: mean -0.5623, std 0.6634), the judge's fixed input normalisation.
+inline ConvNetConfig fashion_mnist_judge_config() {
+  ConvNetConfig c;
+  c.input_mean = -0.56;
+  c.input_std = 0.66;
+  return c;
+}
+
 struct JudgeTrainConfig {
-  ConvNetConfig model{};
+  ConvNetConfig model = fashion_mnist_judge_config();
   int epochs = 12;
   int batch = 128;
   double lr = 2e-3;              // peak; linear warm-up, then cosine to lr * final_lr_ratio
