@@ -21,6 +21,7 @@
 #include "io_test_util.hpp"
 #include "redi/core/paths.hpp"
 #include "redi/eval/judge.hpp"
+#include "redi/io/npz.hpp"
 #include "redi/nn/convnet.hpp"
 #include "redi/train/judge_training.hpp"
 #if __has_include(<zlib.h>)  // the Fashion-MNIST reader needs zlib (linked by tests/CMakeLists.txt)
@@ -47,7 +48,7 @@ ConvNetConfig tiny_config() {
 
 TEST(ConvNetConfig, ParsesPrintsAndRejects) {
   const ConvNetConfig d;
-  EXPECT_EQ(d.layer_list(), (std::vector<int>{32, 32, 0, 64, 64, 0, 128}));
+  EXPECT_EQ(d.layer_list(), (std::vector<int>{32, 0, 64, 0, 128, 0, 128}));
   EXPECT_EQ(d.feature_dim(), 128);
   const ConvNetConfig p = ConvNetConfig::parse(tiny_config().str());
   EXPECT_EQ(p.str(), tiny_config().str());
@@ -62,16 +63,17 @@ TEST(ConvNet, NamesShapesAndInitialisation) {
   ConvNetClassifier<float> net(ConvNetConfig{}, 7);
   std::vector<std::string> names;
   for (const auto& e : net.entries()) names.push_back(e.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"features.0.weight", "features.0.bias", "features.1.weight",
-                                             "features.1.bias", "features.3.weight", "features.3.bias",
-                                             "features.4.weight", "features.4.bias", "features.6.weight",
-                                             "features.6.bias", "head.weight", "head.bias"}));
-  EXPECT_EQ(net.entries()[2].shape, (Shape{32, 32, 3, 3}));
-  // 1*32*9+32 + 32*32*9+32 + 32*64*9+64 + 64*64*9+64 + 64*128*9+128 + 128*10+10
-  EXPECT_EQ(net.num_params(), 140138);
+  EXPECT_EQ(names, (std::vector<std::string>{"features.0.weight", "features.0.bias", "features.2.weight",
+                                             "features.2.bias", "features.4.weight", "features.4.bias",
+                                             "features.6.weight", "features.6.bias", "head.weight", "head.bias"}));
+  EXPECT_EQ(net.entries()[2].shape, (Shape{64, 32, 3, 3}));
+  // 1*32*9+32 + 32*64*9+64 + 64*128*9+128 + 128*128*9+128 + 128*10+10
+  EXPECT_EQ(net.num_params(), 241546);
+  // 1024*288 + 256*18432 + 64*73728 + 16*147456 + 1280 multiply-adds
+  EXPECT_EQ(net.forward_macs(), 12092672);
   // He-uniform: conv weights within sqrt(6 / fan_in), with a spread close to the bound / sqrt(3).
   const auto& e = net.entries()[2];
-  const double bound = std::sqrt(6.0 / (32 * 9));
+  const double bound = std::sqrt(6.0 / (32 * 9));  // fan_in of features.2: 32 * 3 * 3
   double ss = 0;
   for (std::int64_t i = 0; i < e.numel(); ++i) {
     const double v = net.params().data()[e.offset + i];
@@ -140,6 +142,22 @@ TEST(ConvNet, FloatMatchesDoubleAndBatchesAreIndependent) {
   const auto allocs = nd.arena_allocations();
   nd.forward(x.data(), 4);
   EXPECT_EQ(nd.arena_allocations(), allocs);
+}
+
+TEST(ConvNet, InputNormalisationIsAFixedAffineMapOfTheInput) {
+  ConvNetConfig c = tiny_config();
+  ConvNetClassifier<double> plain(c, 3);
+  c.input_mean = -0.25;
+  c.input_std = 0.5;
+  ConvNetClassifier<double> norm(c, 3);
+  const int B = 2;
+  auto x = uniform(std::int64_t(B) * 2 * 8 * 8, 5);
+  norm.forward(x.data(), B);
+  for (auto& v : x) v = (v + 0.25) / 0.5;
+  plain.forward(x.data(), B);
+  for (int i = 0; i < B * 3; ++i) EXPECT_NEAR(norm.logits()[i], plain.logits()[i], 1e-12);
+  EXPECT_EQ(ConvNetConfig::parse(c.str()).input_std, 0.5);
+  expect_error([] { ConvNetConfig::parse("input_std=0"); }, {"input_std 0"});
 }
 
 TEST(ConvNet, SaveLoadRoundTripAndBadFiles) {
@@ -350,6 +368,44 @@ TEST(Judge, ReportsOnRealAndDegenerateSamples) {
   eval::ReferenceSet other = ref;
   other.feature_space = "inception pool3";
   expect_error([&] { judge.report(real, other); }, {"inception pool3"});
+}
+
+// The ADM sample npz that redi_judge eval reads (io::load_sample_npz), written by
+// io::save_sample_npz: a round trip, and the errors.
+TEST(SampleNpz, RoundTripAndErrors) {
+  const auto ds = shapes_dataset(20, 7);
+  const auto p = kTmp.path() / "samples.npz";
+  io::save_sample_npz(p, ds.pixels.data(), ds.n, 16, 16, 1, ds.labels.data());
+  auto b = io::load_sample_npz(p);
+  EXPECT_EQ(b.n, 20);
+  EXPECT_EQ(b.h, 16);
+  EXPECT_EQ(b.c, 1);
+  EXPECT_EQ(b.pixels, ds.pixels);
+  EXPECT_EQ(b.labels, ds.labels);
+  EXPECT_TRUE(io::load_sample_npz(p, false).labels.empty());
+  const auto p2 = kTmp.path() / "nolabels.npz";
+  io::save_sample_npz(p2, ds.pixels.data(), ds.n, 16, 16, 1);
+  EXPECT_TRUE(io::load_sample_npz(p2).labels.empty());
+  // float images, a 3-D array, labels of the wrong length, no arr_0
+  std::vector<float> f(20 * 256, 0.5f);
+  io::NpzWriter w1;
+  w1.add("arr_0", {20, 16, 16, 1}, f.data());
+  w1.write(kTmp.path() / "float.npz");
+  expect_error([&] { io::load_sample_npz(kTmp.path() / "float.npz"); }, {"float.npz", "arr_0", "'<f4'"});
+  io::NpzWriter w2;
+  w2.add("arr_0", {20, 16, 16}, ds.pixels.data());
+  w2.write(kTmp.path() / "rank3.npz");
+  expect_error([&] { io::load_sample_npz(kTmp.path() / "rank3.npz"); }, {"rank3.npz", "[20, 16, 16]"});
+  std::vector<std::int64_t> lab(7, 1);
+  io::NpzWriter w3;
+  w3.add("arr_0", {20, 16, 16, 1}, ds.pixels.data());
+  w3.add("arr_1", {7}, lab.data());
+  w3.write(kTmp.path() / "labels.npz");
+  expect_error([&] { io::load_sample_npz(kTmp.path() / "labels.npz"); }, {"labels.npz", "arr_1", "[7]"});
+  io::NpzWriter w4;
+  w4.add("images", {20, 16, 16, 1}, ds.pixels.data());
+  w4.write(kTmp.path() / "other.npz");
+  expect_error([&] { io::load_sample_npz(kTmp.path() / "other.npz"); }, {"other.npz", "arr_0"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <numeric>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,11 +28,12 @@ const char* kUsage = R"(usage: redi_judge <command> [options]
 Commands:
   train [options]           train the judge CNN on Fashion-MNIST's first 55,000 training images
       --out FILE            weights (default judge.safetensors)
-      --epochs N (12)  --batch N (128)  --lr X (2e-3)  --weight-decay X (0.05)  --warmup N (200)
+      --epochs N (6)  --batch N (128)  --lr X (1e-2)  --weight-decay X (0.05)  --warmup N (200)
       --shift N (2)         random translation in pixels (0 = off)   --no-flip  (no horizontal flips)
-      --layers SPEC         conv widths and M (max pool), e.g. 32-32-M-64-64-M-128 (the default)
+      --layers SPEC         conv widths and M (max pool) (default 32-M-64-M-128-M-128)
       --input-mean X --input-std X   the fixed input normalisation (default -0.56, 0.66)
       --seed N              (default: the judge's seed, see docs/evaluation.md)
+      --train-images N --val-images N   probes: only the first N images of the split
       --test                also report test accuracy at the end (the final number; not for tuning)
   accuracy [options]        top-1 accuracy of the judge on a split
       --split val|test      (default val)
@@ -43,6 +45,7 @@ Commands:
       --json FILE           also write the report as JSON
       --weights FILE        (default as for accuracy)
       --k N                 neighbourhood size of precision/recall (default 3)
+      --no-labels           ignore arr_1 (unconditional samples saved with dummy labels)
 Common: --data-dir DIR (Fashion-MNIST; default $REDI_FASHION_MNIST_DIR or Debian's location)
         --threads N   --help
 Exit status: 0 done, 1 error (message names the file), 2 usage error.
@@ -91,6 +94,14 @@ int cmd_train(const Args& a) {
   redi_examples::apply_threads_flag(a);
   const std::string dir = a.str("data-dir");
   auto [train, val] = redi::data::holdout(load_split(dir, false), redi::data::kFashionMnistValidation);
+  // Probes: the first N images of either split.
+  auto first = [](const redi::data::ImageDataset& ds, std::int64_t n) {
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(std::min<std::int64_t>(n, ds.n)));
+    std::iota(idx.begin(), idx.end(), std::int64_t(0));
+    return redi::data::subset(ds, idx);
+  };
+  if (a.has("train-images")) train = first(train, a.integer("train-images", train.n, 1, train.n));
+  if (a.has("val-images")) val = first(val, a.integer("val-images", val.n, 1, val.n));
   redi::train::JudgeTrainStats st;
   auto net = redi::train::train_judge(train, c, &val, &std::cout, &st);
   const double val_acc = st.epochs.back().val_accuracy;
@@ -130,37 +141,6 @@ int cmd_accuracy(const Args& a) {
 }
 
 
-/// uint8 NHWC images (arr_0) and optional labels (arr_1) of an ADM-format npz.
-struct NpzImages {
-  std::vector<std::uint8_t> pixels;
-  std::vector<int> labels;
-  std::int64_t n = 0;
-  int h = 0, w = 0, c = 0;
-};
-
-NpzImages read_npz_images(const fs::path& path, bool want_labels) {
-  const auto z = redi::io::NpzFile::open(path);
-  const auto& info = z.info("arr_0");
-  REDI_CHECK(info.descr == "|u1" || info.descr == "<u1", path.string(), ": arr_0 has dtype '", info.descr,
-             "', expected uint8 images (the ADM sample format)");
-  REDI_CHECK(info.shape.size() == 4, path.string(), ": arr_0 has shape ", redi::io::shape_str(info.shape),
-             ", expected [N, H, W, C] (NHWC)");
-  NpzImages out;
-  out.n = info.shape[0];
-  out.h = int(info.shape[1]);
-  out.w = int(info.shape[2]);
-  out.c = int(info.shape[3]);
-  out.pixels = z.read<std::uint8_t>("arr_0");
-  if (want_labels && z.contains("arr_1")) {
-    const auto& li = z.info("arr_1");
-    REDI_CHECK(li.shape.size() == 1 && li.shape[0] == out.n, path.string(), ": arr_1 (labels) has shape ",
-               redi::io::shape_str(li.shape), ", expected [", out.n, "]");
-    const auto l = z.read<std::int64_t>("arr_1");
-    out.labels.assign(l.begin(), l.end());
-  }
-  return out;
-}
-
 int cmd_eval(const Args& a, const std::string& samples_path) {
   const std::string ref_arg = a.str("ref", "test");
   const bool ref_file = ref_arg != "val" && ref_arg != "test";
@@ -175,14 +155,14 @@ int cmd_eval(const Args& a, const std::string& samples_path) {
   redi_examples::apply_threads_flag(a);
   const std::string dir = a.str("data-dir");
 
-  const NpzImages s = read_npz_images(samples_path, true);
+  const auto s = redi::io::load_sample_npz(samples_path);
   auto judge = redi::eval::Judge::load(w);
   REDI_CHECK(s.h == judge.image_size() && s.w == judge.image_size() && s.c == judge.channels(), samples_path,
              ": ", s.h, "x", s.w, "x", s.c, " images; the judge takes ", judge.image_size(), "x", judge.image_size(),
              "x", judge.channels());
   redi::eval::ReferenceSet ref;
   if (ref_file) {
-    const NpzImages r = read_npz_images(ref_arg, false);
+    const auto r = redi::io::load_sample_npz(ref_arg, false);
     REDI_CHECK(r.h == judge.image_size() && r.w == judge.image_size() && r.c == judge.channels(), ref_arg, ": ",
                r.h, "x", r.w, "x", r.c, " images; the judge takes ", judge.image_size(), "x", judge.image_size(),
                "x", judge.channels());
@@ -190,12 +170,13 @@ int cmd_eval(const Args& a, const std::string& samples_path) {
   } else {
     ref = judge.reference(ref_arg == "test" ? load_split(dir, true) : load_val(dir), k);
   }
-  auto rep = judge.report(s.pixels.data(), s.n, s.labels.empty() ? nullptr : s.labels.data(), ref);
+  const bool labels = !s.labels.empty() && !a.flag("no-labels");
+  auto rep = judge.report(s.pixels.data(), s.n, labels ? s.labels.data() : nullptr, ref);
   if (floor_arg != "none") {
     const auto held = floor_arg == "test" ? load_split(dir, true) : load_val(dir);
     rep.set_floor(judge.floor(held, s.n, ref));
   }
-  std::cout << "samples: " << samples_path << (s.labels.empty() ? " (no labels)" : " (with labels)") << "\n"
+  std::cout << "samples: " << samples_path << (labels ? " (with labels)" : " (no labels)") << "\n"
             << rep.summary();
   if (a.has("json")) {
     const fs::path out = a.str("json");
@@ -235,7 +216,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") {
       const Args a(int(rest.size()), rest.data(),
                    with({"out", "epochs", "batch", "lr", "weight-decay", "warmup", "shift", "layers", "seed", "input-mean",
-                         "input-std"}),
+                         "input-std", "train-images", "val-images"}),
                    {"help", "no-flip", "test"});
       if (a.flag("help")) return std::cout << kUsage, 0;
       return cmd_train(a);
@@ -246,7 +227,8 @@ int main(int argc, char** argv) {
       return cmd_accuracy(a);
     }
     if (cmd == "eval") {
-      const Args a(int(rest.size()), rest.data(), with({"ref", "floor", "json", "weights", "k"}), {"help"});
+      const Args a(int(rest.size()), rest.data(), with({"ref", "floor", "json", "weights", "k"}),
+                   {"help", "no-labels"});
       if (a.flag("help")) return std::cout << kUsage, 0;
       return cmd_eval(a, positional);
     }

@@ -2,7 +2,7 @@
 // independent judge (redi/eval/judge.hpp), deliberately unlike the ViT feature encoders
 // (redi/nn/vit_encoder.hpp): convolutions and pooling, no attention, no patch tokens.
 //
-//   layers "32-32-M-64-64-M-128" (the default):
+//   layers "32-M-64-M-128-M-128" (the default, the judge's):
 //     N  = conv 3x3, stride 1, padding 1, N output channels, + ReLU
 //     M  = max pool 2x2, stride 2
 //   then global average pooling -> features() [B, D] (D = the last conv's channels; the
@@ -44,7 +44,7 @@ struct ConvNetConfig {
   int image_size = 32;  // H == W of the input
   int channels = 1;     // C of the input
   int num_classes = 10;
-  std::string layers = "32-32-M-64-64-M-128";  // see the header comment
+  std::string layers = "32-M-64-M-128-M-128";  // see the header comment
   /// The network first maps its input x to (x - input_mean) / input_std (a fixed
   /// normalisation, like torchvision's Normalize; 0 and 1: none).
   double input_mean = 0.0, input_std = 1.0;
@@ -94,8 +94,8 @@ struct ConvNetConfig {
       }
   }
 
-  /// "image_size=32,channels=1,num_classes=10,layers=32-32-M-64-64-M-128" (saved files'
-  /// metadata "redi.convnet").
+  /// "image_size=32,channels=1,num_classes=10,layers=32-M-64-M-128-M-128,input_mean=0,input_std=1"
+  /// (saved files' metadata "redi.convnet").
   std::string str() const {
     std::ostringstream os;
     os.precision(17);

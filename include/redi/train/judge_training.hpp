@@ -46,9 +46,9 @@ inline ConvNetConfig fashion_mnist_judge_config() {
 
 struct JudgeTrainConfig {
   ConvNetConfig model = fashion_mnist_judge_config();
-  int epochs = 12;
+  int epochs = 6;
   int batch = 128;
-  double lr = 2e-3;              // peak; linear warm-up, then cosine to lr * final_lr_ratio
+  double lr = 1e-2;              // peak; linear warm-up, then cosine to lr * final_lr_ratio
   double final_lr_ratio = 0.01;
   int warmup_steps = 200;
   double weight_decay = 0.05;    // conv and head weights only (biases: none)
