@@ -197,24 +197,3 @@ TEST(MetricsLog, JsonLinesParseBack) {
   EXPECT_EQ(train::format_duration(3725), "1h02m05s");
 }
 
-TEST(FrechetDistance, MatchesClosedForms) {
-  // Identical Gaussians: 0. Diagonal covariances: sum (m1-m2)^2 + (s1 - s2)^2 per axis.
-  Eigen::VectorXd m1(2), m2(2);
-  m1 << 0, 1;
-  m2 << 3, 1;
-  Eigen::MatrixXd s1 = Eigen::Vector2d(4, 1).asDiagonal(), s2 = Eigen::Vector2d(1, 9).asDiagonal();
-  EXPECT_NEAR(train::frechet_distance(m1, s1, m1, s1), 0.0, 1e-9);
-  EXPECT_NEAR(train::frechet_distance(m1, s1, m2, s2), 9.0 + 1.0 + 4.0, 1e-9);
-  // Sample statistics of two draws from the same distribution are close; a shift shows.
-  const int n = 4000, d = 3;
-  std::vector<float> a(std::size_t(n) * d), b(a.size());
-  philox::fill_normal(a.data(), a.size(), 1, 1);
-  philox::fill_normal(b.data(), b.size(), 1, 2);
-  train::GaussianStats sa(d), sb(d), sc(d);
-  sa.add(a.data(), n);
-  sb.add(b.data(), n);
-  for (auto& v : b) v += 1.0f;
-  sc.add(b.data(), n);
-  EXPECT_LT(train::frechet_distance(sa, sb), 0.02);
-  EXPECT_NEAR(train::frechet_distance(sa, sc), 3.0, 0.1);
-}

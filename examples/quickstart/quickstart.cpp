@@ -34,6 +34,7 @@
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
+#include "redi/eval/frechet.hpp"
 #include "redi/train/metrics_log.hpp"
 #include "redi/train/trainer.hpp"
 #include "redi/viz/training_curves.hpp"
@@ -168,7 +169,7 @@ std::vector<int> balanced_labels(int N, int K) {
 /// Mean-pooled encoder features of a uint8 image set into Gaussian statistics; returns how many
 /// images the encoder's classifier head assigns to their label.
 std::int64_t pooled_stats(redi::ViTEncoder<float>& enc, const redi::data::ImageDataset& ds,
-                          redi::train::GaussianStats& st) {
+                          redi::eval::GaussianStats& st) {
   std::vector<std::int64_t> idx(static_cast<std::size_t>(ds.n));
   std::iota(idx.begin(), idx.end(), std::int64_t(0));
   std::vector<float> f(std::size_t(ds.n) * std::size_t(enc.feature_dim()));
@@ -392,10 +393,10 @@ int run_main(const Args& a) {
   // 5. the encoder-space figures (for reference; not a judge of a model trained on these features)
   const auto t_eval = clk::now();
   const int D = feat.enc.feature_dim();
-  redi::train::GaussianStats s_ref(D), s_gen(D);
+  redi::eval::GaussianStats s_ref(D), s_gen(D);
   pooled_stats(feat.enc, ref, s_ref);
   const std::int64_t gen_correct = pooled_stats(feat.enc, as_dataset(u8, labels, K == 1 ? 10 : K), s_gen);
-  const double fd = redi::train::frechet_distance(s_gen, s_ref);
+  const double fd = redi::eval::frechet_distance(s_gen, s_ref);
   redi::eval::JudgeReport jrep = judge.report(u8.data(), N, run.conditional ? labels.data() : nullptr, judge_ref);
   if (run.eval_split == "test") jrep.set_floor(judge.floor(split.val, N, judge_ref));
   std::cout << "[quickstart] " << jrep.summary();

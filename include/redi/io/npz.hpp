@@ -360,4 +360,38 @@ private:
   std::map<std::string, std::pair<NpyInfo, const zip::Entry*>> info_;
 };
 
+/// A sample batch in the ADM evaluator's format (see save_sample_npz).
+struct SampleBatch {
+  std::vector<std::uint8_t> pixels;  ///< arr_0, uint8 NHWC
+  std::vector<int> labels;           ///< arr_1 (empty when absent or not asked for)
+  std::int64_t n = 0;
+  int h = 0, w = 0, c = 0;
+};
+
+/// Reads arr_0 (uint8 [N, H, W, C]) and, when `with_labels` and present, arr_1 (integer [N]).
+/// Anything else (another dtype or rank, labels of the wrong length) is a redi::Error naming
+/// the file and the array.
+inline SampleBatch load_sample_npz(const std::filesystem::path& path, bool with_labels = true) {
+  const NpzFile z = NpzFile::open(path);
+  const NpyInfo& info = z.info("arr_0");
+  REDI_CHECK(info.descr == "|u1" || info.descr == "<u1", path.string(), ": arr_0 has dtype '", info.descr,
+             "', expected uint8 images (the ADM sample format)");
+  REDI_CHECK(info.shape.size() == 4, path.string(), ": arr_0 has shape ", shape_str(info.shape),
+             ", expected [N, H, W, C] (NHWC)");
+  SampleBatch b;
+  b.n = info.shape[0];
+  b.h = int(info.shape[1]);
+  b.w = int(info.shape[2]);
+  b.c = int(info.shape[3]);
+  b.pixels = z.read<std::uint8_t>("arr_0");
+  if (with_labels && z.contains("arr_1")) {
+    const NpyInfo& li = z.info("arr_1");
+    REDI_CHECK(li.shape.size() == 1 && li.shape[0] == b.n, path.string(), ": arr_1 (labels) has shape ",
+               shape_str(li.shape), ", expected [", b.n, "]");
+    const auto l = z.read<std::int64_t>("arr_1");
+    b.labels.assign(l.begin(), l.end());
+  }
+  return b;
+}
+
 }  // namespace redi::io

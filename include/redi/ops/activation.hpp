@@ -1,5 +1,5 @@
-// redi/ops/activation.hpp — GELU (tanh approximation, as in DiT's MLP) and SiLU, forward and
-// backward. Elementwise, OpenMP-parallel for large n; float uses the vectorised exp of vmath.hpp.
+// redi/ops/activation.hpp — GELU (tanh approximation, as in DiT's MLP), SiLU and ReLU, forward
+// and backward. Elementwise, OpenMP-parallel for large n; float uses the vectorised exp of vmath.hpp.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -74,6 +74,19 @@ inline void silu_backward(const Cpu&, T* din, const T* dout, const T* in, std::i
     const T s = T(1) / (T(1) + detail::vexp(-x, ec));
     din[i] = dout[i] * (s * (T(1) + x * (T(1) - s)));
   });
+}
+
+/// out = max(x, 0) (out may alias in).
+template <CpuReal T>
+inline void relu_forward(const Cpu&, T* out, const T* in, std::int64_t n) {
+  detail::elementwise_simd(n, [&](std::int64_t i) { out[i] = in[i] > T(0) ? in[i] : T(0); });
+}
+
+/// din = dout where x > 0, else 0. `x` may be the forward's input or its output (both are > 0
+/// at the same places), so an in-place forward keeps what the backward needs; din may alias dout.
+template <CpuReal T>
+inline void relu_backward(const Cpu&, T* din, const T* dout, const T* x, std::int64_t n) {
+  detail::elementwise_simd(n, [&](std::int64_t i) { din[i] = x[i] > T(0) ? dout[i] : T(0); });
 }
 
 }  // namespace redi::ops

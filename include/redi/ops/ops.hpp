@@ -2,6 +2,7 @@
 #pragma once
 #include "redi/ops/activation.hpp"
 #include "redi/ops/attention.hpp"
+#include "redi/ops/conv2d.hpp"
 #include "redi/ops/copy.hpp"
 #include "redi/ops/elementwise.hpp"
 #include "redi/ops/embedding.hpp"
@@ -12,4 +13,5 @@
 #include "redi/ops/modulate.hpp"
 #include "redi/ops/optim.hpp"
 #include "redi/ops/patchify.hpp"
+#include "redi/ops/pool.hpp"
 #include "redi/ops/softmax.hpp"
