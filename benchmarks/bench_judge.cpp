@@ -9,7 +9,7 @@
 
 #include "redi/core/philox.hpp"
 #include "redi/eval/judge.hpp"
-#include "redi/nn/convnet.hpp"
+#include "redi/weights/convnet.hpp"
 #include "redi/ops/gemm.hpp"
 
 using namespace redi;

@@ -22,7 +22,7 @@
 #include "redi/core/paths.hpp"
 #include "redi/eval/judge.hpp"
 #include "redi/io/npz.hpp"
-#include "redi/nn/convnet.hpp"
+#include "redi/weights/convnet.hpp"
 #include "redi/train/judge_training.hpp"
 #if __has_include(<zlib.h>)  // the Fashion-MNIST reader needs zlib (linked by tests/CMakeLists.txt)
 #include "redi/data/idx.hpp"

@@ -26,7 +26,7 @@
 #include "redi/eval/feature_encoder.hpp"
 #include "redi/eval/frechet.hpp"
 #include "redi/eval/precision_recall.hpp"
-#include "redi/nn/convnet.hpp"
+#include "redi/weights/convnet.hpp"
 #include "redi/train/metrics_log.hpp"
 
 namespace redi::eval {

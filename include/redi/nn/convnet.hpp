@@ -31,7 +31,6 @@
 
 #include "redi/core/philox.hpp"
 #include "redi/core/tensor.hpp"
-#include "redi/io/state_dict.hpp"
 #include "redi/nn/param_layout.hpp"
 #include "redi/ops/activation.hpp"
 #include "redi/ops/conv2d.hpp"
@@ -167,6 +166,10 @@ double softmax_cross_entropy(const T* logits, const int* labels, int B, int K, i
   return loss / B;
 }
 
+/// A network's weights file (safetensors), specialised per network type in redi/weights/.
+template <class Net>
+struct WeightsFile;
+
 template <CpuReal T>
 class ConvNetClassifier {
 public:
@@ -252,36 +255,30 @@ public:
         P[entries_[k].offset + i] += T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
   }
 
-  std::vector<io::ParamRef<T>> param_refs() {
-    std::vector<io::ParamRef<T>> refs;
-    for (const auto& e : entries_) refs.push_back({e.name, e.shape, params_.data() + e.offset});
-    return refs;
-  }
+  // ---- files (defined by WeightsFile<ConvNetClassifier<T>> in redi/weights/convnet.hpp; the
+  // template parameter only defers the lookup, so that nn/ does not depend on io/)
 
+  /// Views of every parameter under its name (for io::save_state / io::load_state).
+  template <class File = WeightsFile<ConvNetClassifier>>
+  auto param_refs() {
+    return File::refs(*this);
+  }
   /// Saves safetensors with the config in metadata[kMetadataKey] (plus `metadata`).
+  template <class File = WeightsFile<ConvNetClassifier>>
   void save(const std::filesystem::path& path, std::map<std::string, std::string> metadata = {},
             DType store_as = dtype_of<T>::value) {
-    metadata[kMetadataKey] = cfg_.str();
-    io::save_state<T>(path, param_refs(), store_as, metadata);
+    File::save(*this, path, std::move(metadata), store_as);
   }
   /// Loads weights saved by save() (strict: every name and shape must match; non-finite values
   /// are an error naming the file and tensor).
-  void load_weights(const std::filesystem::path& path) { load_checked(io::SafeTensorsFile::open(path)); }
+  template <class File = WeightsFile<ConvNetClassifier>>
+  void load_weights(const std::filesystem::path& path) {
+    File::load_weights(*this, path);
+  }
   /// A network built from the config stored in the file, with its weights.
+  template <class File = WeightsFile<ConvNetClassifier>>
   static ConvNetClassifier load(const std::filesystem::path& path) {
-    const auto f = io::SafeTensorsFile::open(path);
-    const auto it = f.metadata().find(kMetadataKey);
-    REDI_CHECK(it != f.metadata().end(), path.string(), ": no '", kMetadataKey,
-               "' metadata (not saved by ConvNetClassifier::save)");
-    ConvNetConfig cfg;
-    try {
-      cfg = ConvNetConfig::parse(it->second);
-    } catch (const Error& e) {
-      REDI_FAIL(path.string(), ": metadata '", kMetadataKey, "': ", e.what());
-    }
-    ConvNetClassifier net(cfg);
-    net.load_checked(f);
-    return net;
+    return File::load(path);
   }
 
   // ---- forward / backward
@@ -359,14 +356,6 @@ private:
     std::int64_t out_elems() const { return std::int64_t(out_c) * OH * OW; }
   };
 
-  void load_checked(const io::SafeTensorsFile& f) {
-    io::load_state<T>(f, param_refs());
-    const T* P = params_.data();
-    for (const auto& e : entries_)
-      for (std::int64_t i = 0; i < e.numel(); ++i)
-        REDI_CHECK(std::isfinite(double(P[e.offset + i])), f.label(), ": tensor '", e.name, "' holds a non-finite value (",
-                   double(P[e.offset + i]), ") at element ", i);
-  }
 
   /// Sizes the arena for batch B (one allocation, only when B grows).
   void ensure_batch(int B) {

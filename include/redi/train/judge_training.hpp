@@ -26,7 +26,7 @@
 #include "redi/core/tensor.hpp"
 #include "redi/data/dataset.hpp"
 #include "redi/data/sampler.hpp"
-#include "redi/nn/convnet.hpp"
+#include "redi/weights/convnet.hpp"
 #include "redi/ops/elementwise.hpp"
 #include "redi/ops/optim.hpp"
 
