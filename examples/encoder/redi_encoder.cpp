@@ -11,13 +11,17 @@
 //                                              images as memory) and linear-probe accuracy,
 //                                              validation and test; the PCA of the patch
 //                                              features; the cost of extracting them
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../train/cli_args.hpp"
@@ -43,15 +47,16 @@ Fashion-MNIST padded to 32x32; the first 55,000 training images train, the last 
 train options:
   --ssl dino|none       DINO self-distillation (no labels) or the supervised classifier
   --out FILE            where the encoder goes (safetensors; config in its metadata)
-  --steps N             training steps (dino default 6000, none default 600 = the quickstart's)
+  --steps N             training steps (dino default 7000, none default 600 = the quickstart's)
   --batch N             images per step (default 64)
-  --lr X                peak learning rate (dino default 1e-3, none default 2e-3)
+  --lr X                peak learning rate (default 2e-3)
   --width N --depth N --heads N --patch N   ViT geometry (default 64, 2, 4, 4)
-  --local-crops N       dino: local crops per image (default 6)
+  --local-crops N       dino: local crops per image (default 4)
   --local-size N        dino: local crop side in pixels (default 16)
   --global-scale A,B --local-scale A,B   dino: crop area ranges (default 0.4,1 and 0.1,0.4)
   --out-dim K           dino: prototypes (default 1024)
-  --momentum X          dino: teacher EMA momentum at the start (default 0.996, cosine to 1)
+  --momentum X          dino: teacher EMA momentum at the start (default 0.99, cosine to 1)
+  --ibot                dino: add iBOT's masked patch-token loss
   --teacher-temp X      dino: teacher temperature (default 0.04)
   --warmup N            warm-up steps (dino default 500)
   --minutes M           stop training after M minutes (not deterministic; default: off)
@@ -86,7 +91,7 @@ redi::data::HoldoutSplit load_split() {
   return redi::data::holdout(full, redi::data::kFashionMnistValidation);
 }
 
-int cmd_train(const Args& a) {
+int cmd_train(const Args& a, const std::string& command) {
   const std::string ssl = a.choice("ssl", "dino", {"dino", "none"});
   if (!a.has("out")) throw UsageError("train needs --out FILE");
   const fs::path out = a.str("out");
@@ -96,24 +101,18 @@ int cmd_train(const Args& a) {
   model.heads = int(a.integer("heads", model.heads, 1, 64));
   model.patch = int(a.integer("patch", model.patch, 1, 32));
   const std::uint64_t seed = std::uint64_t(a.integer("seed", 0, 0, 1'000'000'000));
-  auto split = load_split();
-  std::cout << "[redi_encoder] train " << split.train.n << " images, validation " << split.val.n << "\n";
-  const auto t0 = clk::now();
-  redi::ViTEncoder<float> enc(model);
-  std::map<std::string, std::string> md;
+  // every option is read before the data are loaded (usage errors come first)
+  redi::train::EncoderTrainConfig sup;
+  redi::train::DinoTrainConfig cfg;
+  int monitor_every = 0;
   if (ssl == "none") {
-    redi::train::EncoderTrainConfig cfg;
-    cfg.model = model;
-    cfg.steps = int(a.integer("steps", 600, 1, 10'000'000));
-    cfg.batch = int(a.integer("batch", cfg.batch, 1, 65536));
-    cfg.lr = a.real("lr", cfg.lr, 1e-8, 1);
-    cfg.seed = seed;
-    cfg.max_seconds = a.real("minutes", 0, 0, 1e6) * 60;
-    enc = redi::train::train_encoder(split.train, cfg, &std::cout);
-    md["redi.encoder.method"] = "supervised";
-    md["redi.encoder.steps"] = std::to_string(cfg.steps);
+    sup.model = model;
+    sup.steps = int(a.integer("steps", 600, 1, 10'000'000));
+    sup.batch = int(a.integer("batch", sup.batch, 1, 65536));
+    sup.lr = a.real("lr", sup.lr, 1e-8, 1);
+    sup.seed = seed;
+    sup.max_seconds = a.real("minutes", 0, 0, 1e6) * 60;
   } else {
-    redi::train::DinoTrainConfig cfg;
     cfg.model = model;
     cfg.steps = int(a.integer("steps", cfg.steps, 1, 10'000'000));
     cfg.batch = int(a.integer("batch", cfg.batch, 2, 65536));
@@ -121,17 +120,36 @@ int cmd_train(const Args& a) {
     cfg.warmup_steps = int(a.integer("warmup", cfg.warmup_steps, 0, 10'000'000));
     cfg.crops.local_crops = int(a.integer("local-crops", cfg.crops.local_crops, 0, 64));
     cfg.crops.local.size = int(a.integer("local-size", cfg.crops.local.size, 4, 32));
-    std::tie(cfg.crops.global.scale_min, cfg.crops.global.scale_max) = pair_arg(a, "global-scale", 0.4, 1.0);
-    std::tie(cfg.crops.local.scale_min, cfg.crops.local.scale_max) = pair_arg(a, "local-scale", 0.1, 0.4);
+    std::tie(cfg.crops.global.scale_min, cfg.crops.global.scale_max) =
+        pair_arg(a, "global-scale", cfg.crops.global.scale_min, cfg.crops.global.scale_max);
+    std::tie(cfg.crops.local.scale_min, cfg.crops.local.scale_max) =
+        pair_arg(a, "local-scale", cfg.crops.local.scale_min, cfg.crops.local.scale_max);
     cfg.head.out_dim = int(a.integer("out-dim", cfg.head.out_dim, 2, 1 << 20));
     cfg.momentum_teacher = a.real("momentum", cfg.momentum_teacher, 0, 1);
     cfg.teacher_temp = a.real("teacher-temp", cfg.teacher_temp, 1e-4, 10);
     cfg.warmup_teacher_temp = std::min(cfg.warmup_teacher_temp, cfg.teacher_temp);
-    cfg.teacher_temp_warmup_steps = cfg.steps / 3;
+    cfg.ibot = a.flag("ibot");
     cfg.seed = seed;
     cfg.max_seconds = a.real("minutes", 0, 0, 1e6) * 60;
-    const int monitor_every = int(a.integer("monitor", 0, 0, 10'000'000));
+    monitor_every = int(a.integer("monitor", 0, 0, 10'000'000));
     cfg.log_every = monitor_every > 0 ? monitor_every : cfg.log_every;
+    cfg.head.in_dim = cfg.model.width;
+    try {
+      cfg.validate();
+    } catch (const redi::Error& e) {
+      throw UsageError(e.what());
+    }
+  }
+  auto split = load_split();
+  std::cout << "[redi_encoder] train " << split.train.n << " images, validation " << split.val.n << "\n";
+  const auto t0 = clk::now();
+  redi::ViTEncoder<float> enc(model);
+  std::map<std::string, std::string> md;
+  if (ssl == "none") {
+    enc = redi::train::train_encoder(split.train, sup, &std::cout);
+    md["redi.encoder.method"] = "supervised";
+    md["redi.encoder.steps"] = std::to_string(sup.steps);
+  } else {
     redi::train::DinoMonitor monitor;
     redi::data::ImageDataset mem_ds, q_ds;
     if (monitor_every > 0) {
@@ -148,14 +166,13 @@ int cmd_train(const Args& a) {
     }
     redi::train::DinoTrainStats st;
     enc = redi::train::train_dino_encoder(split.train, cfg, &std::cout, &st, monitor);
-    md["redi.encoder.method"] = "dino";
+    md["redi.encoder.method"] = cfg.ibot ? "dino+ibot" : "dino";
     md["redi.encoder.steps"] = std::to_string(st.steps);
     md["redi.encoder.final_loss"] = std::to_string(st.loss);
+    md["redi.encoder.train_seconds"] = std::to_string(st.seconds);
     if (!a.flag("no-probe")) {
       const auto tp = clk::now();
-      const auto ftr = redi::train::encode_pooled(enc, split.train), fva = redi::train::encode_pooled(enc, split.val);
-      const auto probe = redi::train::fit_linear_probe(ftr, fva, {}, &std::cout);
-      redi::train::set_linear_head(enc, probe);
+      const auto probe = redi::train::fit_probe_head(enc, split.train, split.val, {}, &std::cout);
       std::cout << "[redi_encoder] linear probe head: lr " << probe.lr << ", weight decay " << probe.weight_decay
                 << ", validation accuracy " << probe.val_accuracy << " (" << since(tp) << " s)\n";
       md["redi.encoder.head"] = "linear probe (lr " + std::to_string(probe.lr) + ", weight decay " +
@@ -164,6 +181,7 @@ int cmd_train(const Args& a) {
     }
   }
   md["redi.encoder.seed"] = std::to_string(seed);
+  md["redi.encoder.command"] = command;
   md["redi.encoder.train_images"] = std::to_string(split.train.n);
   md["redi.encoder.wall_seconds"] = std::to_string(since(t0));
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
@@ -172,43 +190,43 @@ int cmd_train(const Args& a) {
   return 0;
 }
 
-/// Per PC: the neighbour correlation of its maps (horizontal and vertical token pairs, over
-/// images) and the share of its variance explained by token position alone.
+/// Per PC, shares of its variance over (image, token): within_image = mean over images of the
+/// variance across the image's tokens (spatial variation; 0 when every token of an image has
+/// the same value, e.g. a class code broadcast to all tokens); position = variance of the
+/// mean map over images (what the token position alone explains).
 struct PcSpatial {
-  double neighbour_corr = 0, position_share = 0;
+  double within_image = 0, position = 0;
 };
 
 std::vector<PcSpatial> pc_spatial(const redi::Tensor<float>& z) {  // z [N, r, g, g]
-  const int N = int(z.shape()[0]), r = int(z.shape()[1]), g = int(z.shape()[2]);
+  const int N = int(z.shape()[0]), r = int(z.shape()[1]), g = int(z.shape()[2]), L = g * g;
   std::vector<PcSpatial> out(static_cast<std::size_t>(r));
   for (int k = 0; k < r; ++k) {
-    double mean = 0, var = 0, cov = 0;
-    std::vector<double> pos_mean(std::size_t(g) * g, 0.0);
-    std::int64_t pairs = 0;
-    auto at = [&](int i, int y, int x) { return double(z.data()[((std::int64_t(i) * r + k) * g + y) * g + x]); };
+    double mean = 0, total = 0, within = 0, pv = 0;
+    std::vector<double> pos_mean(static_cast<std::size_t>(L), 0.0);
+    for (int i = 0; i < N; ++i) {
+      const float* m = z.data() + (std::int64_t(i) * r + k) * L;
+      double mi = 0;
+      for (int t = 0; t < L; ++t) mi += m[t] / double(L);
+      for (int t = 0; t < L; ++t) {
+        within += (m[t] - mi) * (m[t] - mi);
+        pos_mean[std::size_t(t)] += m[t] / double(N);
+        mean += m[t];
+      }
+    }
+    mean /= double(N) * L;
     for (int i = 0; i < N; ++i)
-      for (int y = 0; y < g; ++y)
-        for (int x = 0; x < g; ++x) {
-          mean += at(i, y, x);
-          pos_mean[std::size_t(y) * g + x] += at(i, y, x) / N;
-        }
-    mean /= double(N) * g * g;
-    for (int i = 0; i < N; ++i)
-      for (int y = 0; y < g; ++y)
-        for (int x = 0; x < g; ++x) {
-          const double v = at(i, y, x) - mean;
-          var += v * v;
-          if (x + 1 < g) cov += v * (at(i, y, x + 1) - mean), ++pairs;
-          if (y + 1 < g) cov += v * (at(i, y + 1, x) - mean), ++pairs;
-        }
-    var /= double(N) * g * g;
-    double pv = 0;
+      for (int t = 0; t < L; ++t) {
+        const double v = z.data()[(std::int64_t(i) * r + k) * L + t] - mean;
+        total += v * v;
+      }
     for (double m : pos_mean) pv += (m - mean) * (m - mean);
-    pv /= double(g) * g;
-    out[std::size_t(k)] = {cov / double(pairs) / var, pv / var};
+    out[std::size_t(k)] = {within / total, pv * N / total};
   }
   return out;
 }
+
+double cpu_seconds() { return double(std::clock()) / CLOCKS_PER_SEC; }
 
 int cmd_eval(const Args& a) {
   if (!a.has("encoder")) throw UsageError("eval needs --encoder FILE|random");
@@ -222,11 +240,13 @@ int cmd_eval(const Args& a) {
   std::cout << "[eval] " << which << ": " << enc.config().str() << ", " << enc.num_params() << " parameters\n";
 
   auto t0 = clk::now();
+  double c0 = cpu_seconds();
   const auto ftr = redi::train::encode_pooled(enc, split.train);
-  const double t_train = since(t0);
+  const double t_train = since(t0), c_train = cpu_seconds() - c0;
   const auto fva = redi::train::encode_pooled(enc, split.val), fte = redi::train::encode_pooled(enc, test);
-  std::cout << "[eval] pooled features of the 55,000 train images: " << t_train << " s\n";
-  js.add("seconds_pooled_55k", t_train);
+  std::cout << "[eval] pooled features of the 55,000 train images: " << t_train << " s wall, " << c_train
+            << " s CPU\n";
+  js.add("seconds_pooled_55k", t_train).add("cpu_seconds_pooled_55k", c_train);
   // the trained head (supervised: its classifier; dino: the linear probe fitted at training)
   auto head_acc = [&](const redi::data::ImageDataset& ds) {
     std::vector<std::int64_t> idx(static_cast<std::size_t>(ds.n));
@@ -272,15 +292,16 @@ int cmd_eval(const Args& a) {
   redi::Tensor<float> zv(redi::Shape{split.val.n, r, g, g});
   redi::train::extract_pca_features(enc, split.val, vi, pca, r, zv.view());
   const auto sp = pc_spatial(zv);
-  std::cout << "[eval] PC neighbour correlation / variance share of token position (validation):";
+  std::cout << "[eval] PC variance shares within images / of the token position (validation):";
   for (int k = 0; k < r; ++k) {
-    std::cout << "  " << k << ": " << sp[std::size_t(k)].neighbour_corr << " / " << sp[std::size_t(k)].position_share;
-    js.add("pc_neighbour_corr_" + std::to_string(k), sp[std::size_t(k)].neighbour_corr);
-    js.add("pc_position_share_" + std::to_string(k), sp[std::size_t(k)].position_share);
+    std::cout << "  " << k << ": " << sp[std::size_t(k)].within_image << " / " << sp[std::size_t(k)].position;
+    js.add("pc_within_image_" + std::to_string(k), sp[std::size_t(k)].within_image);
+    js.add("pc_position_" + std::to_string(k), sp[std::size_t(k)].position);
   }
   std::cout << "\n";
   // the quickstart's cost: z of the 55,000 train images (r = 8, resized to 32x32)
   t0 = clk::now();
+  c0 = cpu_seconds();
   {
     constexpr int kChunk = 5000;
     redi::Tensor<float> z(redi::Shape{kChunk, r, 32, 32});
@@ -292,9 +313,10 @@ int cmd_eval(const Args& a) {
                                         redi::View<float>{z.data(), redi::Shape{n, r, 32, 32}});
     }
   }
-  const double t_ex = since(t0);
-  std::cout << "[eval] extract_pca_features, 55,000 train images, r = 8 at 32x32: " << t_ex << " s\n";
-  js.add("seconds_extract_55k", t_ex);
+  const double t_ex = since(t0), c_ex = cpu_seconds() - c0;
+  std::cout << "[eval] extract_pca_features, 55,000 train images, r = 8 at 32x32: " << t_ex << " s wall, " << c_ex
+            << " s CPU\n";
+  js.add("seconds_extract_55k", t_ex).add("cpu_seconds_extract_55k", c_ex);
   if (a.has("pc-png")) {  // 16 validation images (rows 1-2) and their PCs 0-2 as RGB (rows 3-4), x4
     constexpr int n = 16, S = 32, up = 4, cell = S * up, W = 8 * cell, H = 4 * cell;
     std::vector<std::uint8_t> img(std::size_t(W) * H * 3, 0);
@@ -336,8 +358,10 @@ int main(int argc, char** argv) {
            {"ssl", "out", "steps", "batch", "lr", "width", "depth", "heads", "patch", "local-crops", "local-size",
             "global-scale", "local-scale", "out-dim", "momentum", "teacher-temp", "warmup", "minutes", "monitor",
             "seed", "encoder", "json", "pc-png", "threads"},
-           {"no-probe"});
+           {"no-probe", "ibot"});
     redi_examples::apply_threads_flag(a);
-    return cmd == "train" ? cmd_train(a) : cmd_eval(a);
+    std::string command = "redi_encoder";
+    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    return cmd == "train" ? cmd_train(a, command) : cmd_eval(a);
   });
 }

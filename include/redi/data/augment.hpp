@@ -57,7 +57,7 @@ struct MultiCropConfig {
   CropSpec global{32, 0.4, 1.0, 3.0 / 4.0, 4.0 / 3.0, 0.5, 0.2, 0.2};
   CropSpec local{16, 0.1, 0.4, 3.0 / 4.0, 4.0 / 3.0, 0.5, 0.2, 0.2};
   int global_crops = 2;
-  int local_crops = 6;
+  int local_crops = 4;
 
   void validate() const {
     global.validate("MultiCropConfig.global");

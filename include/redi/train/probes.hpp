@@ -10,6 +10,7 @@
 //   set_linear_head   writes a probe into a ViTEncoder's classification head (the
 //                     standardisation folded into the weights), so ViTEncoder::logits()
 //                     classifies with it
+//   fit_probe_head    all of it for an encoder: features, probe, head
 //
 // Features come from train::pooled_features (redi/train/encoder_training.hpp).
 #pragma once
@@ -251,6 +252,16 @@ void set_linear_head(ViTEncoder<T>& enc, const LinearProbe& p) {
     // classes the probe does not know can never win
     P[b->offset + c] = c < p.num_classes ? T(p.b[std::size_t(c)]) : T(-1e4);
   }
+}
+
+/// The whole step: pooled features of `train` and `val`, fit_linear_probe, set_linear_head.
+/// Returns the probe (its val_accuracy is the validation accuracy of the new head).
+template <CpuReal T>
+LinearProbe fit_probe_head(ViTEncoder<T>& enc, const data::ImageDataset& train, const data::ImageDataset& val,
+                           const LinearProbeConfig& cfg = {}, std::ostream* log = nullptr) {
+  const LinearProbe p = fit_linear_probe(encode_pooled(enc, train), encode_pooled(enc, val), cfg, log);
+  set_linear_head(enc, p);
+  return p;
 }
 
 }  // namespace redi::train
