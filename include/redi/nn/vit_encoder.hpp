@@ -193,7 +193,12 @@ public:
 
   /// images [B, C, S, S] (in [-1, 1]) -> features() [B, gh, gw, D], pooled() [B, D],
   /// logits() [B, K]; saves what backward needs.
-  void forward(const T* images, int B) {
+  ///
+  /// Masked image modelling (iBOT): with `mask` [B, gh, gw] (nonzero = masked) and
+  /// `mask_token` [D], the patch embedding of every masked token is replaced by mask_token
+  /// before the position table is added. Both must stay alive until backward.
+  void forward(const T* images, int B, const std::uint8_t* mask = nullptr, const T* mask_token = nullptr) {
+    REDI_CHECK((mask == nullptr) == (mask_token == nullptr), "ViTEncoder::forward: mask and mask_token go together");
     ensure_batch(B);
     const int D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, S = cfg_.image_size, C = cfg_.channels;
     const int N = B * L, K = cfg_.num_classes;
@@ -201,6 +206,10 @@ public:
     Ops::patchify_forward(cpu, a_.tok, images, B, C, S, S, p);
     T* h = a_.blocks[0].h_in;
     Ops::linear_forward(cpu, h, a_.tok, P + pe_w_, P + pe_b_, N, C * p * p, D);
+    mask_ = mask;
+    if (mask)
+      for (int t = 0; t < N; ++t)
+        if (mask[t]) std::copy(mask_token, mask_token + D, h + std::int64_t(t) * D);
     Ops::add_broadcast(cpu, h, pos_.data(), B, std::int64_t(L) * D);
     std::fill(a_.sc, a_.sc + std::int64_t(B) * D, T(0));
     for (int i = 0; i < cfg_.depth; ++i) {
@@ -259,20 +268,40 @@ public:
 
   /// Backward from dL/dlogits [B, K] of the last forward; ACCUMULATES into grads().
   void backward(const T* dlogits) {
-    const int B = batch_, D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, N = B * L, K = cfg_.num_classes;
+    const int B = batch_, D = cfg_.width, K = cfg_.num_classes;
     const T* P = params_.data();
     T* G = grads_.data();
     Ops::linear_backward(cpu, a_.dpooled, G + head_w_, G + head_b_, dlogits, a_.pooled, P + head_w_, B, D, K);
+    backward_features(a_.dpooled, nullptr);
+  }
+
+  /// Backward from dL/dpooled [B, D] and/or dL/dfeatures [B, gh, gw, D] of the last forward
+  /// (either may be null; the head is not involved): self-supervised objectives on the pooled
+  /// or patch features. ACCUMULATES into grads() (not into the head's entries) and, after a
+  /// masked forward, dL/dmask_token into dmask_token [D] (when given).
+  void backward_features(const T* dpooled, const T* dfeatures, T* dmask_token = nullptr) {
+    const int B = batch_, D = cfg_.width, L = cfg_.tokens(), p = cfg_.patch, N = B * L;
+    const T* P = params_.data();
+    T* G = grads_.data();
     const T inv = T(1) / T(L);
     for (int b = 0; b < B; ++b)
       for (int l = 0; l < L; ++l) {
-        T* d = a_.dfeat + (std::int64_t(b) * L + l) * D;
-        const T* s = a_.dpooled + std::int64_t(b) * D;
-        for (int c = 0; c < D; ++c) d[c] = s[c] * inv;
+        const std::int64_t row = (std::int64_t(b) * L + l) * D;
+        T* d = a_.dfeat + row;
+        const T* s = dpooled ? dpooled + std::int64_t(b) * D : nullptr;
+        for (int c = 0; c < D; ++c) d[c] = (s ? s[c] * inv : T(0)) + (dfeatures ? dfeatures[row + c] : T(0));
       }
     Ops::layernorm_backward(cpu, a_.dh, a_.dfeat, a_.hN, a_.meanf, a_.rstdf, N, D);
     for (int i = cfg_.depth - 1; i >= 0; --i)
       block_backward(cpu, dims_, weights(i), grads(i), a_.blocks[i], a_.sc, a_.dh, a_.dsc, scratch_);
+    if (mask_)  // masked tokens came from mask_token, not from the patch embedding
+      for (int t = 0; t < N; ++t)
+        if (mask_[t]) {
+          T* d = a_.dh + std::int64_t(t) * D;
+          if (dmask_token)
+            for (int c = 0; c < D; ++c) dmask_token[c] += d[c];
+          std::fill(d, d + D, T(0));
+        }
     Ops::linear_backward(cpu, static_cast<T*>(nullptr), G + pe_w_, G + pe_b_, a_.dh, a_.tok, P + pe_w_, N,
                          cfg_.channels * p * p, D);
   }
@@ -366,6 +395,7 @@ private:
   Acts a_{};
   BlockScratch<T> scratch_{};
   BlockDims dims_{};
+  const std::uint8_t* mask_ = nullptr;  // the last forward's token mask (iBOT), or null
   int batch_ = 0, capacity_ = 0, encode_batch_ = 64;
 };
 
