@@ -24,7 +24,7 @@
 #include <tuple>
 #include <vector>
 
-#include "../train/cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/data/splits.hpp"
 #include "redi/io/image_write.hpp"
@@ -34,8 +34,8 @@
 #include "redi/train/probes.hpp"
 
 namespace fs = std::filesystem;
-using redi_examples::Args;
-using redi_examples::UsageError;
+using redi::cli::Args;
+using redi::cli::UsageError;
 using clk = std::chrono::steady_clock;
 
 namespace {
@@ -347,7 +347,7 @@ int cmd_eval(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_encoder", [&] {
+  return redi::cli::run_main("redi_encoder", [&] {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
       std::cout << kUsage;
       return argc < 2 ? 2 : 0;
@@ -359,7 +359,7 @@ int main(int argc, char** argv) {
             "global-scale", "local-scale", "out-dim", "momentum", "teacher-temp", "warmup", "minutes", "monitor",
             "seed", "encoder", "json", "pc-png", "threads"},
            {"no-probe", "ibot"});
-    redi_examples::apply_threads_flag(a);
+    redi::cli::apply_threads_flag(a);
     std::string command = "redi_encoder";
     for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
     return cmd == "train" ? cmd_train(a, command) : cmd_eval(a);

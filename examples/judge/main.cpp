@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "../train/cli_args.hpp"
+#include "redi/train/cli.hpp"
 #include "redi/core/paths.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/data/splits.hpp"
@@ -51,8 +51,8 @@ Common: --data-dir DIR (Fashion-MNIST; default $REDI_FASHION_MNIST_DIR or Debian
 Exit status: 0 done, 1 error (message names the file), 2 usage error.
 )";
 
-using redi_examples::Args;
-using redi_examples::UsageError;
+using redi::cli::Args;
+using redi::cli::UsageError;
 namespace fs = std::filesystem;
 
 redi::data::ImageDataset load_split(const std::string& dir, bool test) {
@@ -91,7 +91,7 @@ int cmd_train(const Args& a) {
     }
   }
   const fs::path out = a.str("out", "judge.safetensors");
-  redi_examples::apply_threads_flag(a);
+  redi::cli::apply_threads_flag(a);
   const std::string dir = a.str("data-dir");
   auto [train, val] = redi::data::holdout(load_split(dir, false), redi::data::kFashionMnistValidation);
   // Probes: the first N images of either split.
@@ -131,7 +131,7 @@ int cmd_train(const Args& a) {
 int cmd_accuracy(const Args& a) {
   const std::string split = a.choice("split", "val", {"val", "test"});
   const fs::path w = weights_path(a);
-  redi_examples::apply_threads_flag(a);
+  redi::cli::apply_threads_flag(a);
   auto net = redi::ConvNetClassifier<float>::load(w);
   const std::string dir = a.str("data-dir");
   const redi::data::ImageDataset ds = split == "test" ? load_split(dir, true) : load_val(dir);
@@ -152,7 +152,7 @@ int cmd_eval(const Args& a, const std::string& samples_path) {
     throw UsageError("--floor: the floor images must not be the reference images (--ref " + ref_arg + ")");
   const int k = int(a.integer("k", 3, 1, 100));
   const fs::path w = weights_path(a);
-  redi_examples::apply_threads_flag(a);
+  redi::cli::apply_threads_flag(a);
   const std::string dir = a.str("data-dir");
 
   const auto s = redi::io::load_sample_npz(samples_path);
@@ -190,7 +190,7 @@ int cmd_eval(const Args& a, const std::string& samples_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return redi_examples::cli_main("redi_judge", [&] {
+  return redi::cli::run_main("redi_judge", [&] {
     if (argc < 2) throw UsageError("a command is needed\n" + std::string(kUsage));
     const std::string cmd = argv[1];
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
