@@ -15,6 +15,7 @@
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/train/metrics_log.hpp"
+#include "redi/train/samples.hpp"
 #include "io_test_util.hpp"
 
 #if defined(REDI_TEST_HAVE_STB)
@@ -197,3 +198,37 @@ TEST(MetricsLog, JsonLinesParseBack) {
   EXPECT_EQ(train::format_duration(3725), "1h02m05s");
 }
 
+
+// train::sample_images hands draw() whole packed samples ([x | z], the features on the image
+// grid or on their own grid) with global row indices, keeps exactly the image channels, and
+// write_samples' npz reads back as the same pixels and labels.
+TEST(SampleImages, KeepTheImageChannelsOfPackedSamples) {
+  for (int feature_size : {0, 4}) {
+    ModelConfig mc;
+    mc.input_size = 8, mc.patch = 2, mc.image_channels = 1, mc.feature_channels = 3, mc.width = 8;
+    mc.depth = 1, mc.heads = 1, mc.feature_size = feature_size;
+    const std::int64_t per = mc.input_elems(), nx = 64;
+    EXPECT_EQ(per, nx + 3 * (feature_size ? 16 : 64));
+    std::vector<int> labels{0, 1, 2, 0, 1, 2, 0};
+    std::vector<std::uint64_t> seen;
+    const auto s = train::sample_images(mc, labels, 5, [&](float* out, const SampleRequest& req) {
+      for (int b = 0; b < req.B; ++b) {
+        const std::uint64_t row = req.first_index + std::uint64_t(b);
+        seen.push_back(row);
+        for (std::int64_t e = 0; e < per; ++e)  // image values in [-1, 1] encode the row; z = 9
+          out[b * per + e] = e < nx ? float(-1.0 + 0.25 * double(row)) : 9.f;
+      }
+    }, /*batch=*/3);
+    ASSERT_EQ(seen.size(), labels.size());
+    for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i);
+    ASSERT_EQ(s.x.size(), labels.size() * nx);
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      for (std::int64_t e = 0; e < nx; ++e) ASSERT_EQ(s.x[i * nx + e], float(-1.0 + 0.25 * double(i))) << i << " " << e;
+    const fs::path dir = temp_dir("samples_" + std::to_string(feature_size));
+    const auto u8 = train::write_samples(dir, s, 100, 4);
+    const auto back = io::load_sample_npz(dir / "samples.npz");
+    EXPECT_EQ(back.pixels, u8);
+    EXPECT_EQ(back.labels, labels);
+    EXPECT_TRUE(fs::exists(dir / "samples.png"));
+  }
+}

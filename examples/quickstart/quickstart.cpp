@@ -36,6 +36,7 @@
 #include "redi/redi_model.hpp"
 #include "redi/eval/frechet.hpp"
 #include "redi/train/metrics_log.hpp"
+#include "redi/train/samples.hpp"
 #include "redi/train/trainer.hpp"
 #include "redi/viz/training_curves.hpp"
 
@@ -116,24 +117,18 @@ struct Run {
   std::uint64_t seed = 0;
 };
 
-/// Samples N images in batches of 125 with the run's sampler and guidance; labels [N] (or all
-/// 0 when unconditional); known_z [N, r, H, W] holds the features (oracle) when non-null.
-void sample_images(Model& m, const Run& run, const std::vector<int>& labels, const float* known_z, float* out,
-                   std::uint64_t seed, bool verbose) {
+/// Samples labels.size() images in batches of 125 with the run's sampler and guidance (labels
+/// all 0 when unconditional) and keeps their image channels; known_z [N, r, F, F] holds the
+/// features to condition on (the oracle) when non-null.
+redi::train::SampleImages draw_samples(Model& m, const Run& run, std::vector<int> labels, const float* known_z,
+                                       std::uint64_t seed, bool verbose) {
   const redi::ModelConfig& mc = m.net().config();
-  const int N = int(labels.size()), B = 125, r = mc.feature_channels, F = mc.feature_grid();
-  const std::size_t per = std::size_t(mc.input_elems());  // packed [x | z]
-  const auto t0 = clk::now();
+  const std::size_t zper = std::size_t(mc.feature_channels) * mc.feature_grid() * mc.feature_grid();
   std::string g = run.guidance;
   if (g == "auto") g = run.conditional ? (run.r > 0 ? "cfg+rg" : "cfg") : (run.r > 0 ? "rg" : "none");
-  for (int s = 0; s < N; s += B) {
-    redi::SampleRequest req;
-    req.B = std::min(B, N - s);
-    req.labels = labels.data() + s;
-    req.seed = seed;
-    req.first_index = std::uint64_t(s);
-    if (known_z) req.known_z = known_z + std::size_t(s) * std::size_t(r) * F * F;
-    float* o = out + std::size_t(s) * per;
+  auto draw = [&](float* o, const redi::SampleRequest& batch) {
+    redi::SampleRequest req = batch;
+    if (known_z) req.known_z = known_z + std::size_t(req.first_index) * zper;
     auto with = [&]<class G>() {
       if (run.sampler == "euler") m.sample<redi::OdeEuler, G>(o, req, {.num_steps = run.sample_steps}, run.go);
       else if (run.sampler == "heun") m.sample<redi::OdeHeun, G>(o, req, {.num_steps = run.sample_steps}, run.go);
@@ -143,19 +138,14 @@ void sample_images(Model& m, const Run& run, const std::vector<int>& labels, con
     else if (g == "cfg") with.template operator()<redi::CFG<redi::VaeOnly>>();
     else if (g == "rg") with.template operator()<redi::RepGuidance>();
     else with.template operator()<redi::Combine<redi::CFG<redi::VaeOnly>, redi::RepGuidance>>();
-    if (verbose) {
-      const double el = since(t0);
-      std::cout << "[quickstart] sampled " << s + req.B << "/" << N << "  " << redi::train::format_duration(el)
-                << "  ETA " << redi::train::format_duration(el / (s + req.B) * (N - s - req.B)) << std::endl;
-    }
-  }
+  };
+  return redi::train::sample_images(mc, std::move(labels), seed, draw, 125, verbose ? &std::cout : nullptr,
+                                    "[quickstart]");
 }
 
-/// The image channel of packed samples [N, per] (image first) as uint8 NHWC.
-std::vector<std::uint8_t> image_channel_u8(const std::vector<float>& gen, int N, std::size_t per) {
-  std::vector<float> img(std::size_t(N) * 1024);
-  for (int i = 0; i < N; ++i) std::copy_n(gen.data() + std::size_t(i) * per, 1024, img.data() + std::size_t(i) * 1024);
-  return redi::io::to_uint8_nhwc(img.data(), N, 1, 32, 32);
+/// uint8 NHWC pixels of the samples' image channel.
+std::vector<std::uint8_t> to_u8(const redi::train::SampleImages& s) {
+  return redi::io::to_uint8_nhwc(s.x.data(), s.n, s.c, s.h, s.w);
 }
 
 /// Balanced labels: N samples over K classes (class i / (N / K)); all 0 when unconditional.
@@ -289,7 +279,6 @@ int run_main(const Args& a) {
 
   // 3. train
   Model model(o);
-  const std::size_t per = std::size_t(o.model.input_elems());  // values per packed sample [x | z]
   std::cout << "[quickstart] " << (run.plain ? "plain SiT" : "ReDi SiT") << " Merged/FlowMatching, "
             << (run.conditional ? "class-conditional" : "unconditional") << ": width " << o.model.width << ", depth "
             << o.model.depth << ", patch " << o.model.patch << ", r = " << run.r << ", "
@@ -329,12 +318,11 @@ int run_main(const Args& a) {
     trainer.set_eval_fn([&](Model& m, std::int64_t step, redi::train::JsonObject& rec) {
       const auto te = clk::now();
       const std::vector<int> y = balanced_labels(run.eval_samples, K);
-      std::vector<float> gen(std::size_t(run.eval_samples) * per);
-      sample_images(m, run, y, nullptr, gen.data(), run.seed + 1, false);
+      const auto gen = draw_samples(m, run, y, nullptr, run.seed + 1, false);
       char name[48];
       std::snprintf(name, sizeof name, "step_%07lld.npz", (long long)step);
       fs::create_directories(out / "evals");
-      const auto u8 = image_channel_u8(gen, run.eval_samples, per);
+      const auto u8 = to_u8(gen);
       redi::io::save_sample_npz(out / "evals" / name, u8.data(), run.eval_samples, 32, 32, 1, y.data());
       const redi::eval::JudgeReport rep = judge.report(u8.data(), run.eval_samples, run.conditional ? y.data() : nullptr,
                                                        judge_ref);
@@ -363,13 +351,10 @@ int run_main(const Args& a) {
   // 4. sample
   const int N = run.samples;
   const std::vector<int> labels = balanced_labels(N, K);
-  std::vector<float> gen(std::size_t(N) * per);
   const auto t_sample = clk::now();
-  sample_images(model, run, labels, nullptr, gen.data(), run.seed + 1, true);
+  const auto gen = draw_samples(model, run, labels, nullptr, run.seed + 1, true);
   const double sample_s = since(t_sample);
-  const auto u8 = image_channel_u8(gen, N, per);
-  redi::io::save_sample_npz(out / "samples.npz", u8.data(), N, 32, 32, 1, labels.data());
-  redi::io::write_png(out / "samples.png", redi::io::make_grid(u8.data(), std::min(N, 1000), 32, 32, 1, 50));
+  const auto u8 = redi::train::write_samples(out, gen, 1000, 50);  // samples.npz, samples.png
 
   // 4b. oracle: the image channel sampled with the features held to those of real reference images
   if (run.oracle) {
@@ -377,15 +362,14 @@ int run_main(const Args& a) {
     std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
     std::iota(idx.begin(), idx.end(), std::int64_t(0));
     const std::vector<float> zg = quickstart::model_features(feat, ref, idx, run.r);
-    std::vector<float> z(std::size_t(n) * run.r * F * F), og(std::size_t(n) * per);
+    std::vector<float> z(std::size_t(n) * run.r * F * F);
     for (int i = 0; i < n; ++i)
       redi::data::resize_bilinear(zg.data() + std::size_t(i) * run.r * g * g, run.r, g, g,
                                   z.data() + std::size_t(i) * run.r * F * F, F, F);
     std::vector<int> yo(static_cast<std::size_t>(n), 0);
     if (run.conditional)
       for (int i = 0; i < n; ++i) yo[std::size_t(i)] = ref.labels[std::size_t(i)];
-    sample_images(model, run, yo, z.data(), og.data(), run.seed + 1, true);
-    const auto ou8 = image_channel_u8(og, n, per);
+    const auto ou8 = to_u8(draw_samples(model, run, yo, z.data(), run.seed + 1, true));
     redi::io::save_sample_npz(out / "oracle_samples.npz", ou8.data(), n, 32, 32, 1, yo.data());
     redi::io::write_png(out / "oracle_samples.png", redi::io::make_grid(ou8.data(), std::min(n, 1000), 32, 32, 1, 50));
   }

@@ -32,7 +32,7 @@ struct SampleImages {
   std::vector<int> labels;
 };
 
-/// Draws labels.size() samples with draw(float* out [b, Cin, H, W], const SampleRequest& req),
+/// Draws labels.size() samples with draw(float* out [b, per sample mc.input_elems()], const SampleRequest&),
 /// `batch` rows at a time (row i has global index i, so a sample does not depend on the batch
 /// size), and keeps the image channels of each (the representation channels are dropped).
 /// `progress` (optional) gets a line per batch, starting with `tag`.
@@ -45,7 +45,8 @@ SampleImages sample_images(const ModelConfig& mc, std::vector<int> labels, std::
   s.c = mc.image_channels;
   s.h = s.w = mc.input_size;
   s.labels = std::move(labels);
-  const std::size_t img = std::size_t(s.c) * s.h * s.w, per = std::size_t(mc.channels_in()) * s.h * s.w;
+  const std::size_t img = std::size_t(s.c) * s.h * s.w;
+  const std::size_t per = std::size_t(mc.input_elems());  // one packed sample [x | z]
   s.x.resize(std::size_t(s.n) * img);
   std::vector<float> buf;
   const auto t0 = std::chrono::steady_clock::now();
