@@ -70,7 +70,10 @@ def main():
                 continue
             e = load(os.path.join(dirs[0], "eval.json"))
             cov = [r["coverage"] for r in reps]
-            acc = [r["class_accuracy"] for r in reps if r.get("class_accuracy") is not None]
+            # class accuracy only means something for class-conditional runs (unconditional
+            # samples carry the label 0 in their npz)
+            acc = [r["class_accuracy"] for r in reps if e["conditional"] and r.get("class_accuracy") is not None]
+
             rows.append((key, len(reps), e, fmt([r["fd"] for r in reps]), fmt([r["precision"] for r in reps], 3),
                          fmt([r["recall"] for r in reps], 3), fmt(cov, 3), fmt(acc, 3) if acc else "-"))
         if not rows:
@@ -81,7 +84,7 @@ def main():
         for key, n, e, fd, p, rc, cov, acc in rows:
             g = e.get("guidance", "auto")
             print(f"| {key} | {n} | {e['variant']} | {'yes' if e['conditional'] else 'no'} | {e['r']} | "
-                  f"{e.get('feature_grid', '-')} | {g} ({e.get('cfg_scale')}, {e.get('rg_scale')}) | {fd} | {p} | {rc} | {cov} | {acc} |")
+                  f"{e.get('feature_grid', '-') if e['r'] > 0 else '-'} | {g} ({e.get('cfg_scale')}, {e.get('rg_scale')}) | {fd} | {p} | {rc} | {cov} | {acc} |")
     return 0
 
 

@@ -12,8 +12,8 @@
 #   python3 examples/study/aggregate.py runs/study > runs/study/table.md
 #
 # Cost on the 2-core reference machine (1 thread per run, two runs side by side): ~35 min per
-# training run, ~3-5 min per sampling-only run (--from). defect: 4 runs, sweep: 10, final: 6
-# trainings + 6 samplings per seed list of 3.
+# training run, ~3-5 min per sampling-only run (--from). defect: 4 runs, sweep: 7 (+1 with the
+# DINO weights), final: 2 trainings + 1 sampling per seed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -72,8 +72,13 @@ if [[ $stage == sweep || $stage == all ]]; then
   # 2. how much of the feature signal to learn, and how many components
   run sweep_redi_uncond_lam025 "${tok[@]}" --unconditional --rg 1.5 --lambda-z 0.25
   run sweep_redi_uncond_r4 "${tok[@]}" --unconditional --rg 1.5 --r 4
-  # 3. the self-supervised encoder as the feature source; one Separate point
-  run sweep_redi_uncond_dino "${tok[@]}" --unconditional --rg 1.5 --encoder dino
+  # 3. the self-supervised encoder as the feature source, once its weights are committed
+  #    (docs/encoder.md: redi_encoder dino ... --out data/encoders/fashion_mnist_dino_vit.safetensors)
+  if [[ -f data/encoders/fashion_mnist_dino_vit.safetensors ]]; then
+    run sweep_redi_uncond_dino "${tok[@]}" --unconditional --rg 1.5 --encoder dino
+  else
+    echo "[study] sweep_redi_uncond_dino: no data/encoders/fashion_mnist_dino_vit.safetensors, skipped"
+  fi
 fi
 if [[ $stage == final || $stage == all ]]; then
   # 4. the final comparison, unconditional: plain vs ReDi + RG (and the same ReDi without RG)
