@@ -2,8 +2,8 @@
 //   1. Fashion-MNIST padded 28 -> 32, pixels in [-1, 1] (pixel space: Cx = 1, no VAE); the
 //      first 55,000 training images train everything, the last 5,000 are the validation split
 //      (redi/data/splits.hpp), the 10,000 test images are the final reference;
-//   2. a frozen feature encoder (--encoder: a supervised ViT trained here, or the committed
-//      self-supervised DINO ViT) and the PCA of its patch features to r channels;
+//   2. a frozen feature encoder (--encoder: the committed self-supervised DINO + iBOT ViT by
+//      default, or a supervised ViT trained here) and the PCA of its patch features to r channels;
 //   3. a small SiT with Merged fusion and flow matching, trained with redi::train::Trainer;
 //   4. 1000 samples with the run's guidance (by default unconditional with representation
 //      guidance, the setting where ReDi beats the plain model at this budget: docs/results.md;
@@ -60,7 +60,8 @@ Everything is deterministic for a given thread count.
   --conditional         class-conditional (10 classes, CFG; ReDi adds RG)
   --unconditional       one class (num_classes = 1): no CFG; ReDi samples with RG alone (default)
   --r N                 PCA channels the model generates (default 8; --plain: 0)
-  --encoder E           supervised | dino (default supervised)
+  --encoder E           dino | supervised: the committed self-supervised (DINO + iBOT) ViT, or a
+                        supervised ViT trained here (default dino; docs/results.md)
   --z-norm M            per-channel | relative | natural (default per-channel; see features.hpp)
   --z-scale X           scale of the normalised PCs (default 1)
   --feature-grid G      image | token: the features resized to the 32x32 image grid and patchified
@@ -204,7 +205,7 @@ int run_main(const Args& a) {
   run.go.cfg_scale = a.real("cfg", 2.0, 0.0, 100.0);
   run.go.rg_scale = a.real("rg", run.conditional ? 1.1 : 1.5, 0.0, 100.0);
   quickstart::FeatureSettings fset;
-  fset.encoder = a.choice("encoder", "supervised", {"supervised", "dino"});
+  fset.encoder = a.choice("encoder", "dino", {"dino", "supervised"});
   fset.encoder_steps = int(a.integer("encoder-steps", 600, 1, 1'000'000));
   fset.r = run.r;
   fset.z.mode = a.choice("z-norm", "per-channel", {"per-channel", "relative", "natural"});

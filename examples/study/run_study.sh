@@ -12,8 +12,8 @@
 #   python3 examples/study/aggregate.py runs/study > runs/study/table.md
 #
 # Cost on the 2-core reference machine (1 thread per run, two runs side by side): ~35 min per
-# training run, ~3-5 min per sampling-only run (--from). defect: 4 runs, sweep: 7 (+1 with the
-# DINO weights), final: 2 trainings + 1 sampling per seed.
+# training run, ~3-5 min per sampling-only run (--from). defect: 4 runs, sweep: 8, final: 3 trainings +
+# 1 sampling per seed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -57,37 +57,33 @@ if [[ $stage == defect || $stage == all ]]; then
   # 0. rule out a defect: features on the image grid (the old default) with the oracle, the
   #    same with lambda_z = 0, p_drop = 0 (z only an extra input), and the plain baseline.
   run defect_plain_cond --plain --conditional --eval-every 500
-  run defect_redi_image_grid --conditional --feature-grid image --oracle
-  run defect_lam0_image_grid --conditional --feature-grid image --lambda-z 0 --p-drop 0 --oracle
-  run defect_redi_token_grid --conditional "${tok[@]}" --oracle --eval-every 500
+  run defect_redi_image_grid --conditional --encoder supervised --feature-grid image --oracle
+  run defect_lam0_image_grid --conditional --encoder supervised --feature-grid image --lambda-z 0 --p-drop 0 --oracle
+  run defect_redi_token_grid --conditional --encoder supervised "${tok[@]}" --oracle --eval-every 500
 fi
 if [[ $stage == sweep || $stage == all ]]; then
   # 1. the unconditional setting (RG is its only guidance) and its RG scale, chosen on val
   run sweep_plain_uncond --plain --unconditional --eval-every 500
-  run sweep_redi_uncond "${tok[@]}" --unconditional --rg 1.1 --eval-every 500
+  run sweep_redi_uncond "${tok[@]}" --unconditional --rg 1.1 --encoder supervised --eval-every 500
   for g in 1.5 2.0; do
-    run "sweep_redi_uncond_rg$g" "${tok[@]}" --unconditional --rg "$g" --from "$out/sweep_redi_uncond/checkpoint.safetensors"
+    run "sweep_redi_uncond_rg$g" "${tok[@]}" --unconditional --rg "$g" --encoder supervised --from "$out/sweep_redi_uncond/checkpoint.safetensors"
   done
-  run sweep_redi_uncond_rgnone "${tok[@]}" --unconditional --guidance none --from "$out/sweep_redi_uncond/checkpoint.safetensors"
+  run sweep_redi_uncond_rgnone "${tok[@]}" --unconditional --guidance none --encoder supervised --from "$out/sweep_redi_uncond/checkpoint.safetensors"
   # 2. how much of the feature signal to learn, and how many components
-  run sweep_redi_uncond_lam025 "${tok[@]}" --unconditional --rg 1.5 --lambda-z 0.25
-  run sweep_redi_uncond_r4 "${tok[@]}" --unconditional --rg 1.5 --r 4
-  # 3. the self-supervised encoder as the feature source, once its weights are committed
-  #    (docs/encoder.md: redi_encoder dino ... --out data/encoders/fashion_mnist_dino_vit.safetensors)
-  if [[ -f data/encoders/fashion_mnist_dino_vit.safetensors ]]; then
-    run sweep_redi_uncond_dino "${tok[@]}" --unconditional --rg 1.5 --encoder dino
-  else
-    echo "[study] sweep_redi_uncond_dino: no data/encoders/fashion_mnist_dino_vit.safetensors, skipped"
-  fi
+  run sweep_redi_uncond_lam025 "${tok[@]}" --unconditional --rg 1.5 --encoder supervised --lambda-z 0.25
+  run sweep_redi_uncond_r4 "${tok[@]}" --unconditional --rg 1.5 --encoder supervised --r 4
+  # 3. the self-supervised encoder (data/encoders/, docs/encoder.md) as the feature source
+  run sweep_redi_uncond_dino "${tok[@]}" --unconditional --rg 1.5 --encoder dino
 fi
 if [[ $stage == final || $stage == all ]]; then
   # 4. the final comparison, unconditional: plain vs ReDi + RG (and the same ReDi without RG)
   for s in $seeds; do
     run "final_plain_uncond_s$s" --plain --unconditional --seed "$s"
-    run "final_redi_uncond_s$s" "${tok[@]}" --unconditional --rg 1.5 --seed "$s"
-    run "final_redi_uncond_norg_s$s" "${tok[@]}" --unconditional --guidance none --seed "$s" \
+    run "final_redi_uncond_s$s" "${tok[@]}" --unconditional --rg 1.5 --encoder supervised --seed "$s"
+    run "final_redi_uncond_norg_s$s" "${tok[@]}" --unconditional --guidance none --encoder supervised --seed "$s" \
       --from "$out/final_redi_uncond_s$s/checkpoint.safetensors"
-    for n in plain_uncond redi_uncond redi_uncond_norg; do test_split "final_${n}_s$s"; done
+    run "final_redi_uncond_dino_s$s" "${tok[@]}" --unconditional --rg 1.5 --encoder dino --seed "$s"
+    for n in plain_uncond redi_uncond redi_uncond_norg redi_uncond_dino; do test_split "final_${n}_s$s"; done
   done
 fi
 echo "[study] done: python3 examples/study/aggregate.py $out"
