@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh — builds redi's libFuzzer targets (clang, ASan + UBSan) and runs each for
-# SECONDS, one after the other, single process (-jobs=1, nice), then prints executions and CPU
+# SECONDS, one after the other, one process each (nice), then prints executions and CPU
 # time per target. A crash, sanitizer report, timeout, leak or non-redi exception stops that
 # target; its input is kept as <build>/artifacts/<target>-crash-* (make it a regression file
 # under tests/data/fuzz/, see docs/security.md). Exit status 1 when any target found something.
@@ -38,7 +38,7 @@ for t in "${targets[@]}"; do
   log="$build/logs/$t.log"
   TIMEFORMAT='%U %S'
   set +e
-  { time nice -n 10 "$build/fuzz_$t" "$corpus" "$build/seeds/$t" -max_total_time="$secs" -jobs=1 -workers=1 \
+  { time nice -n 10 "$build/fuzz_$t" "$corpus" "$build/seeds/$t" -max_total_time="$secs" \
       -timeout=20 -rss_limit_mb=2560 -max_len=65536 -print_final_stats=1 \
       -artifact_prefix="$build/artifacts/$t-" ${REDI_FUZZ_ARGS:-} >"$log" 2>&1 ; } 2>"$build/logs/$t.time"
   rc=$?
@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
   read -r usr sys <"$build/logs/$t.time"
   cpu=$(awk -v u="$usr" -v s="$sys" 'BEGIN{printf "%.1f", u + s}')
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
-  rate=$(awk -v e="${execs:-0}" -v c="$cpu" 'BEGIN{printf "%.0f", c > 0 ? e / c : 0}')
+  rate=$(awk -v e="${execs:-0}" -v c="$cpu" 'BEGIN{printf "%.0f", (c > 0) ? e / c : 0}')
   if [[ $rc -eq 0 ]]; then result=ok; else result="FOUND (rc $rc, see $log)"; failed=1; fi
   printf '%-12s %14s %10s %10s  %s\n' "$t" "${execs:-0}" "$cpu" "$rate" "$result" | tee -a "$summary"
 done

@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "redi/core/checked.hpp"
@@ -364,6 +365,9 @@ void npy_convert(const std::byte* src, const std::string& d, std::size_t n, T* o
              "' is not little-endian (only little-endian arrays are read)");
   auto conv = [&](auto tag) {
     using S = decltype(tag);
+    if constexpr (std::is_integral_v<T> && std::is_floating_point_v<S>) {
+      REDI_FAIL(what, ": dtype '", d, "' holds floating-point values, cannot read them as integers");
+    }
     for (std::size_t i = 0; i < n; ++i) {
       S v;
       std::memcpy(&v, src + i * sizeof(S), sizeof(S));

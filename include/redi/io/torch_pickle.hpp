@@ -404,16 +404,18 @@ public:
     const Tensor& t = get(name);
     check_read<T>(label(), name, t.info, out.size(), expected);
     // open() proved every index below lies inside the storage (checked arithmetic).
+    if (out.empty()) return;
     const std::size_t es = dtype_size(t.info.dtype);
     const std::byte* base = t.data + std::size_t(t.offset) * es;
-    // Contiguous (row-major) fast path; size-1 dims may have any stride.
+    // Contiguous (row-major) fast path; size-1 dims may have any stride. (numel > 0 here, so
+    // the running product stays <= numel <= kMaxTensorElements.)
     bool contiguous = true;
     std::int64_t want = 1;
     for (std::size_t d = t.info.shape.size(); d-- > 0;) {
       if (t.info.shape[d] != 1 && t.stride[d] != want) contiguous = false;
       want *= t.info.shape[d];
     }
-    if (contiguous || out.empty()) {
+    if (contiguous) {
       convert_elements<T>(base, t.info.dtype, out.size(), out.data());
       return;
     }
