@@ -219,11 +219,13 @@ TEST(HostileTorch, SharedReferenceAmplificationIsBounded) {
 
 // ---- npz
 TEST(HostileNpz, DuplicateEntryNamesAreRejected) {
-  // Before: header from the first "a.npy", bytes from the last -> a span of 2^64-64 bytes.
+  // Before: header from the first "a.npy" (data at byte 128 of its entry), bytes from the last
+  // (a 65-byte entry) -> bytes() returned a span of 2^64-64 bytes.
+  std::string dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (100000,), }";
+  dict += std::string(117 - dict.size(), ' ') + "\n";  // data at byte 10 + 118 = 128
   ZipWriter z;
-  z.add("a.npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (100000,), }" + std::string(60, ' ') + "\n",
-                     std::string(64, 'x')));
-  z.add("a.npy", "\x93NUMPY");
+  z.add("a.npy", npy(dict, std::string(64, 'x')));
+  z.add("a.npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1,)}\n", "y"));  // 66 bytes
   expect_error([&] { npz_from(z.finish()); }, {"evil.npz", "entry name 'a.npy' occurs twice"});
 }
 
