@@ -12,6 +12,14 @@
 // "args", numpy scalars, ...) becomes an inert opaque value that is never called; with
 // TorchOptions::strict_globals it is an error instead. Opcodes outside the supported set are
 // errors naming the opcode and its byte offset in data.pkl.
+//
+// Hostile files (docs/security.md): pickle objects live in one arena and refer to each other
+// by index, so freeing them is a flat loop (no recursion, no leak through reference cycles);
+// nesting depth is checked while parsing and again while naming tensors; objects, memo entries,
+// visited nodes, tensors and name lengths are bounded (TorchOptions); every storage offset,
+// size and stride is checked in overflow-free arithmetic (core/checked.hpp) against the bytes
+// the archive really holds, for supported and unsupported dtypes alike; the zip layer checks
+// CRC-32s and offsets (zip.hpp).
 #pragma once
 #include <algorithm>
 #include <map>
