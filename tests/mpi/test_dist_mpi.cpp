@@ -26,6 +26,17 @@
 #include "redi/train/distributed_sampling.hpp"
 #include "redi/train/trainer.hpp"
 
+namespace staged {
+/// Host memory behind a non-host device tag (as in tests/test_device_path.cpp): the gradients of
+/// a model on it take DataParallel's device path, staged through host memory for dist::Mpi.
+struct StagedHost : redi::Cpu {
+  static constexpr bool is_host = false;
+  static constexpr const char* name = "staged-host";
+};
+}  // namespace staged
+template <>
+struct redi::Backend<staged::StagedHost> : redi::Backend<redi::Cpu> {};
+
 using namespace redi;
 namespace fs = std::filesystem;
 
@@ -169,6 +180,27 @@ TEST(DistTrain, DiTLearnedSigmaDoubleEqualsOneProcess) {
   report("DiT/Separate/DDPM double + learned sigma, B=8, 6 steps", e);
   EXPECT_LE(e.weights, 1e-12); EXPECT_LE(e.ema, 1e-12); EXPECT_LE(e.m, 1e-12); EXPECT_LE(e.v, 1e-12);
   EXPECT_LE(e.loss, 1e-12);
+}
+
+TEST(DistTrain, DeviceModelWithHostCommunicatorEqualsOneProcess) {
+  using D = ReDi<SiT, Merged, FlowMatching, float, staged::StagedHost>;
+  const auto data = toy_set(64, 2);
+  SiTModel ref(options<SiTModel>(RepDrop::PerSample));
+  train::Trainer<SiTModel> one(ref, data, quiet(8, 6));
+  one.run();
+  D dm(options<D>(RepDrop::PerSample));
+  train::Trainer<D> many(dm, data, quiet(8, 6, &world()));
+  many.run();
+  Errors e;
+  e.weights = rel_err(std::as_const(dm.net()).params().to_host(), std::as_const(ref.net()).params().to_host());
+  e.ema = rel_err(std::as_const(dm.ema()).params().to_host(), std::as_const(ref.ema()).params().to_host());
+  e.m = rel_err(dm.adam_m().to_host(), ref.adam_m().to_host());
+  e.v = rel_err(dm.adam_v().to_host(), ref.adam_v().to_host());
+  report("device-path model (staged gradients), B=8, 6 steps", e);
+  EXPECT_LE(e.weights, 1e-6); EXPECT_LE(e.ema, 1e-6); EXPECT_LE(e.m, 1e-6); EXPECT_LE(e.v, 1e-6);
+  ASSERT_EQ(many.history().size(), one.history().size());
+  for (std::size_t i = 0; i < one.history().size(); ++i)
+    EXPECT_NEAR(many.history()[i].loss, one.history()[i].loss, 1e-6 * one.history()[i].loss);
 }
 
 TEST(DistTrain, BatchNotAMultipleOfTheRanksFailsOnEveryRank) {
