@@ -39,6 +39,10 @@ foreach(h ${headers})
     else()
       set(to TOP)
     endif()
+    # the library never includes <mpi.h> or nccl.h: train/ sees the communicator interface only
+    if(layer STREQUAL "train" AND to STREQUAL "dist" AND NOT inc STREQUAL "dist/communicator.hpp")
+      string(APPEND errors "  include/redi/${h} includes redi/${inc} (train/ may include only dist/communicator.hpp)\n")
+    endif()
     if(NOT to IN_LIST allowed_${layer})
       # The model type is composed of the optimiser step (train/optimizer.hpp, which itself
       # needs only core, ops and nn); the umbrella includes it too.
