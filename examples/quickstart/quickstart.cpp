@@ -25,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -450,11 +451,13 @@ int run_main(const Args& a) {
 
 int main(int argc, char** argv) {
 #if REDI_QUICKSTART_HAVE_MPI
-  redi::dist::MpiRuntime mpi_runtime(argc, argv);  // started directly: a world of one
-  redi::dist::Mpi world;
-  if (world.size() > 1) {
-    g_comm = &world;
-    if (world.rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
+  // under mpirun / srun: data-parallel ranks; started directly: one process, MPI untouched
+  std::optional<redi::dist::MpiRuntime> mpi_runtime;
+  std::optional<redi::dist::Mpi> world;
+  if (redi::dist::MpiRuntime::launched()) mpi_runtime.emplace(argc, argv), world.emplace();
+  if (world && world->size() > 1) {
+    g_comm = &*world;
+    if (world->rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
   }
 #endif
   return redi::cli::run_main("redi_quickstart", [&] {

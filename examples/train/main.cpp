@@ -1,6 +1,7 @@
 // redi_train — train a ReDi (or plain) DiT/SiT on Fashion-MNIST, CIFAR-10 or an image folder,
 // in pixel space, on the CPU; see --help and docs/training.md.
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "redi/train/cli.hpp"
@@ -113,9 +114,10 @@ CliOptions parse(const Args& a) {
 int main(int argc, char** argv) {
 #if REDI_TRAIN_HAVE_MPI
   // Under mpirun / srun: one rank per process, data-parallel (docs/distributed.md). Started
-  // directly: a world of one, as without MPI.
-  redi::dist::MpiRuntime mpi_runtime(argc, argv);
-  redi::dist::Mpi world;
+  // directly: one process, MPI untouched.
+  std::optional<redi::dist::MpiRuntime> mpi_runtime;
+  std::optional<redi::dist::Mpi> world;
+  if (redi::dist::MpiRuntime::launched()) mpi_runtime.emplace(argc, argv), world.emplace();
 #endif
   return redi::cli::run_main("redi_train", [&] {
     const Args a(argc, argv,
@@ -132,9 +134,9 @@ int main(int argc, char** argv) {
     CliOptions c = parse(a);
     redi::cli::apply_threads_flag(a);
 #if REDI_TRAIN_HAVE_MPI
-    if (world.size() > 1) {
-      c.comm = &world;
-      if (world.rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
+    if (world && world->size() > 1) {
+      c.comm = &*world;
+      if (world->rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
     }
 #endif
     // rank 0 prepares the data first and caches the encoder / PCA in --out; the other ranks

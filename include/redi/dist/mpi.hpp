@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -67,11 +68,16 @@ public:
     MPI_Finalized(&fin);
     if (owner_ && !fin) MPI_Finalize();
   }
-  /// True when the program runs under a launcher with more than one rank (mpirun -np W, srun).
-  static bool launched_with_several_ranks() {
-    int n = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    return n > 1;
+  /// True when a launcher started this process (before MPI_Init, from its environment): Open
+  /// MPI's mpirun (OMPI_COMM_WORLD_SIZE), Hydra / PMI-1/2 (PMI_SIZE, PMI_RANK), PMIx (PMIX_RANK),
+  /// srun with several tasks (SLURM_NTASKS > 1), or REDI_MPI=1. Programs that are also run
+  /// directly (redi_train) initialise MPI only then: a plain run never touches MPI.
+  static bool launched() {
+    auto set = [](const char* k) { const char* v = std::getenv(k); return v && *v; };
+    if (const char* f = std::getenv("REDI_MPI")) return std::string(f) == "1";
+    if (set("OMPI_COMM_WORLD_SIZE") || set("PMI_SIZE") || set("PMI_RANK") || set("PMIX_RANK")) return true;
+    const char* nt = std::getenv("SLURM_NTASKS");
+    return nt && std::atoi(nt) > 1 && set("SLURM_PROCID");
   }
 
 private:
