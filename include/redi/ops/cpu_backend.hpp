@@ -99,6 +99,10 @@ struct Backend<Cpu> {
   }
   template <CpuReal T>
   static void add_inplace(const Cpu& c, T* x, const T* y, std::int64_t n) { ops::add_inplace(c, x, y, n); }
+  /// acc += y into a residual-type accumulator (the transformer's dh and conditioning gradient;
+  /// on the CPU residual and compute types are the same: add_inplace).
+  template <CpuReal T>
+  static void accumulate(const Cpu& c, T* acc, const T* y, std::int64_t n) { ops::add_inplace(c, acc, y, n); }
   template <CpuReal T>
   static void add_broadcast(const Cpu& c, T* x, const T* row, std::int64_t outer, std::int64_t inner) {
     ops::add_broadcast(c, x, row, outer, inner);
