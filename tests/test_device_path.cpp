@@ -1,10 +1,14 @@
 // The device code path of ReDi<..., Dev> — everything a GPU model does differently from a CPU
 // one except the kernels — exercised without a GPU. `StagedHost` is a device tag that is NOT
-// host (so ReDi routes its loss and samplers through DeviceBridge, runs the optimiser through
+// host (so ReDi runs its loss through DeviceLoss or DeviceBridge, its samplers through
+// DeviceBridge, runs the optimiser through
 // the device's backend, and checkpoints stage through host memory) but whose memory is host
 // memory; its backend is the CPU's (one specialisation of redi::Backend). Against the plain CPU
 // model the results must be identical bit for bit: losses, weights, EMA, samples, and
 // checkpoints in both directions; a failed checkpoint load must leave the staged model unchanged.
+// The training steps take the device loss path (redi::DeviceLoss: the joint loss's per-element
+// ops run by the device's backend) wherever it serves — flow matching and DDPM without learned
+// sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -173,7 +177,7 @@ std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& 
 }
 
 template <class B, class F, class O>
-void check_device_path(bool learn_sigma) {
+void check_device_path(bool learn_sigma, std::int64_t device_loss_steps) {
   ModelConfig c = tiny();
   c.learn_sigma = learn_sigma;
   using Dm = ReDi<B, F, O, float, StagedHost>;
@@ -185,11 +189,16 @@ void check_device_path(bool learn_sigma) {
   EXPECT_EQ(ld, lh) << "losses and gradient norms";
   EXPECT_EQ(sd, sh) << "guided samples";
   expect_same_state(d, h);
+  EXPECT_EQ(d.device_loss_evaluations(), device_loss_steps) << "steps whose loss ran on the device";
+  EXPECT_EQ(h.device_loss_evaluations(), 0);
 }
 
 TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
-  check_device_path<SiT, Merged, FlowMatching>(false);
+  check_device_path<SiT, Merged, FlowMatching>(false, 4);
+}
+TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
+  check_device_path<DiT, Merged, DDPM>(false, 4);
 }
 TEST(DevicePath, DiTSeparateDdpmLearnedSigmaMatchesTheCpuModelBitForBit) {
-  check_device_path<DiT, Separate, DDPM>(true);
+  check_device_path<DiT, Separate, DDPM>(true, 0);  // learned sigma: the host loss
 }

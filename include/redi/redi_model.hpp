@@ -10,8 +10,11 @@
 //   auto ctx = redi::Cuda::create();
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, redi::BF16Mixed, redi::Cuda> m(opt, ctx);
 // The API is the same on every device: train_step and sample take HOST pointers of
-// value_type (the master type: float); on a device the network runs there and the joint loss
-// and sampler step math run on the host through redi::DeviceBridge (nn/device_bridge.hpp).
+// value_type (the master type: float); on a device the network runs there, the joint loss's
+// per-element half too where the device's backend has it (redi::DeviceLoss, device_loss.hpp:
+// noise, noisy input, target, dout and the squared-error sums on the device), and the sampler
+// step math runs on the host through redi::DeviceBridge (nn/device_bridge.hpp), as does the
+// loss for learned sigma.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -19,6 +22,7 @@
 
 #include "redi/diffusion/diffusion.hpp"
 #include "redi/core/precision.hpp"
+#include "redi/device_loss.hpp"
 #include "redi/nn/backbone.hpp"
 #include "redi/nn/device_bridge.hpp"
 #include "redi/nn/fusion.hpp"
@@ -122,8 +126,13 @@ public:
   /// on batch b (host pointers; on a device through the DeviceBridge). No optimiser update.
   typename loss_type::Stats backprop(const typename loss_type::Batch& b) {
     net_.zero_grad();
-    if constexpr (Dev::is_host) return loss_(net_, b, /*backward=*/true);
-    else return loss_(bridge_.bind(net_), b, /*backward=*/true);
+    if constexpr (Dev::is_host) {
+      return loss_(net_, b, /*backward=*/true);
+    } else {
+      if constexpr (DeviceLossBackend<Dev, T>)
+        if (device_loss_.serves(net_, b)) return device_loss_(net_, loss_, b, /*backward=*/true);
+      return loss_(bridge_.bind(net_), b, /*backward=*/true);
+    }
   }
 
   /// The optimiser half of a step, for callers that computed gradients themselves: clipping,
@@ -165,6 +174,11 @@ private:
   loss_type loss_;
   Dev ctx_;
   DeviceBridge<network_type> bridge_;  // host <-> device staging (devices only)
+  DeviceLoss<network_type, Obj> device_loss_;  // the loss on the device (devices with its ops)
+
+public:
+  /// Loss evaluations that ran on the device (DeviceLoss); the rest used the host JointLoss.
+  std::int64_t device_loss_evaluations() const { return device_loss_.evaluations(); }
 };
 
 }  // namespace redi

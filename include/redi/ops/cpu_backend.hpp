@@ -7,6 +7,7 @@
 
 #include "redi/core/device.hpp"
 #include "redi/ops/backend.hpp"
+#include "redi/ops/joint_loss.hpp"
 #include "redi/ops/ops.hpp"
 
 namespace redi {
@@ -149,6 +150,19 @@ struct Backend<Cpu> {
   template <CpuReal T>
   static void ema_update(const Cpu& c, T* ema, const T* param, std::int64_t n, double decay) {
     ops::ema_update(c, ema, param, n, decay);
+  }
+
+  // ---- the joint loss's per-element half (ops/joint_loss.hpp; the device path of ReDi's loss)
+  template <CpuReal T>
+  static void joint_loss_inputs(const Cpu& c, T* input, T* target, const T* x0, const T* z0,
+                                const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz,
+                                std::uint64_t key, ops::LossTarget tgt, bool zero_z) {
+    ops::joint_loss_inputs(c, input, target, x0, z0, s, B, nx, nz, key, tgt, zero_z);
+  }
+  template <CpuReal T>
+  static void joint_loss_grad(const Cpu& c, T* dout, double* sums, const T* out, const T* target,
+                              const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz, double invB) {
+    ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
   }
 };
 

@@ -8,6 +8,7 @@
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/embedding.cuh"
 #include "redi/cuda/ops/gemm.cuh"
+#include "redi/cuda/ops/joint_loss.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
 #include "redi/cuda/ops/linear.cuh"
 #include "redi/cuda/ops/modulate.cuh"
