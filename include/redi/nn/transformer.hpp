@@ -438,11 +438,38 @@ private:
 
   /// Points acts' buffers into `ws` (core/workspace.hpp) for batch B; the arena grows (one
   /// allocation) only when B exceeds the largest batch `cap` it was laid out for.
+  /// An allocation failure while growing (Workspace::reserve frees the old arena first, so the
+  /// peak stays one arena) throws after making the model safe and usable again: the old buffers
+  /// are gone, so nothing may point at them — acts is re-laid out for the previous batch `cap`
+  /// (an allocation of the size that existed before), or, if that fails too, emptied with cap
+  /// 0 (the next forward carves anew); a pending backward() is cancelled either way (its
+  /// activations were in the freed arena). Weights and gradients are untouched.
   void ensure(Acts& acts, Workspace<Dev>& ws, int& cap, int B, bool train) {
     REDI_CHECK(B > 0, "Transformer::forward: batch size must be > 0, got ", B);
     if (B <= cap) return;
     const bool flash = flash_for(B);
-    ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, B, train, flash); });
+    try {
+      ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, B, train, flash); });
+    } catch (...) {
+      const int old = cap;
+      acts = Acts{};
+      cap = 0;
+      if (train) {
+        batch_ = 0;
+        scratch_ = BlockScratch<T, R>{};
+      }
+      if (old > 0) {
+        try {
+          const bool f = flash_for(old);
+          ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, old, train, f); });
+          cap = old;
+          flash_ = f;
+        } catch (...) {
+          acts = Acts{};
+        }
+      }
+      throw;
+    }
     cap = B;
     flash_ = flash;
   }
