@@ -122,8 +122,8 @@ struct Backend<Cuda> {
     return std::int64_t(B) * H * L * L;  // as ops::attention_scratch_elems(ctx, ...)
   }
   template <class T>
-  static bool flash_attention_supported(const Cuda& c, int B, int L, int H, int hd) {
-    return ops::flash_attention_supported<T>(c, B, L, H, hd);
+  static bool flash_attention_supported(const Cuda& c, int B, int L, int H, int hd, bool backward = true) {
+    return ops::flash_attention_supported<T>(c, B, L, H, hd, backward);
   }
   static void flash_attention_forward(const Cuda& c, bf16* out, float* lse, const bf16* qkv, int B, int L, int H,
                                       int hd) {
@@ -174,6 +174,27 @@ struct Backend<Cuda> {
   static void joint_loss_grad(const Cuda& c, T* dout, double* sums, const T* out, const T* target,
                               const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz, double invB) {
     ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
+  }
+
+  // ---- the flow sampler's per-element ops (cuda/ops/sampler_steps.cuh; redi::DeviceSampler)
+  template <class T>
+  static void fill_normal_rows(const Cuda& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
+                               const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
+    ops::fill_normal_rows(c, dst, B, n, seed, index, purpose, step);
+  }
+  template <class T>
+  static void guidance_inputs(const Cuda& c, T* in, T* time, int* labels, const T* x, const int* y,
+                              const ops::GuideSpec& g, double t) {
+    ops::guidance_inputs(c, in, time, labels, x, y, g, t);
+  }
+  template <class T>
+  static void guidance_combine(const Cuda& c, T* pred, const T* out, const ops::GuideSpec& g, double w, double wr) {
+    ops::guidance_combine(c, pred, out, g, w, wr);
+  }
+  template <class T>
+  static void flow_step(const Cuda& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
+                        double t, double h, double norm, double sd) {
+    ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
   }
 };
 

@@ -428,10 +428,11 @@ private:
     });
   }
 
-  /// Whether the device's fused flash attention serves this model at batch B.
-  bool flash_for(int B) const {
+  /// Whether the device's fused flash attention serves this model at batch B (train: forward and
+  /// backward; inference: the forward alone — no backward plan is built for an inference batch).
+  bool flash_for(int B, bool train) const {
     if constexpr (has_flash_attention<Dev, T>)
-      return Ops::template flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads);
+      return Ops::template flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads, train);
     else
       return false;
   }
@@ -447,7 +448,7 @@ private:
   void ensure(Acts& acts, Workspace<Dev>& ws, int& cap, int B, bool train) {
     REDI_CHECK(B > 0, "Transformer::forward: batch size must be > 0, got ", B);
     if (B <= cap) return;
-    const bool flash = flash_for(B);
+    const bool flash = flash_for(B, train);
     try {
       ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, B, train, flash); });
     } catch (...) {
@@ -460,7 +461,7 @@ private:
       }
       if (old > 0) {
         try {
-          const bool f = flash_for(old);
+          const bool f = flash_for(old, train);
           ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, old, train, f); });
           cap = old;
           flash_ = f;

@@ -9,6 +9,7 @@
 #include "redi/ops/backend.hpp"
 #include "redi/ops/joint_loss.hpp"
 #include "redi/ops/ops.hpp"
+#include "redi/ops/sampler_steps.hpp"
 
 namespace redi {
 
@@ -163,6 +164,27 @@ struct Backend<Cpu> {
   static void joint_loss_grad(const Cpu& c, T* dout, double* sums, const T* out, const T* target,
                               const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz, double invB) {
     ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
+  }
+
+  // ---- the flow sampler's per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
+  template <CpuReal T>
+  static void fill_normal_rows(const Cpu& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
+                               const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
+    ops::fill_normal_rows(c, dst, B, n, seed, index, purpose, step);
+  }
+  template <CpuReal T>
+  static void guidance_inputs(const Cpu& c, T* in, T* time, int* labels, const T* x, const int* y,
+                              const ops::GuideSpec& g, double t) {
+    ops::guidance_inputs(c, in, time, labels, x, y, g, t);
+  }
+  template <CpuReal T>
+  static void guidance_combine(const Cpu& c, T* pred, const T* out, const ops::GuideSpec& g, double w, double wr) {
+    ops::guidance_combine(c, pred, out, g, w, wr);
+  }
+  template <CpuReal T>
+  static void flow_step(const Cpu& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
+                        double t, double h, double norm, double sd) {
+    ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
   }
 };
 

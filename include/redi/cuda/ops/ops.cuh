@@ -15,4 +15,5 @@
 #include "redi/cuda/ops/optim.cuh"
 #include "redi/cuda/ops/patchify.cuh"
 #include "redi/cuda/ops/philox.cuh"
+#include "redi/cuda/ops/sampler_steps.cuh"
 #include "redi/cuda/ops/softmax.cuh"
