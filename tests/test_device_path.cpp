@@ -1,10 +1,15 @@
 // The device code path of ReDi<..., Dev> — everything a GPU model does differently from a CPU
 // one except the kernels — exercised without a GPU. `StagedHost` is a device tag that is NOT
-// host (so ReDi routes its loss and samplers through DeviceBridge, runs the optimiser through
+// host (so ReDi runs its loss through DeviceLoss or DeviceBridge, its samplers through
+// DeviceBridge, runs the optimiser through
 // the device's backend, and checkpoints stage through host memory) but whose memory is host
 // memory; its backend is the CPU's (one specialisation of redi::Backend). Against the plain CPU
 // model the results must be identical bit for bit: losses, weights, EMA, samples, and
 // checkpoints in both directions; a failed checkpoint load must leave the staged model unchanged.
+// The training steps take the device loss path (redi::DeviceLoss: the joint loss's per-element
+// ops run by the device's backend) wherever it serves — flow matching and DDPM without learned
+// sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); flow
+// sampling takes the device sampler (redi::DeviceSampler) and DDPM sampling the host Sampler.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -173,7 +178,7 @@ std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& 
 }
 
 template <class B, class F, class O>
-void check_device_path(bool learn_sigma) {
+void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling) {
   ModelConfig c = tiny();
   c.learn_sigma = learn_sigma;
   using Dm = ReDi<B, F, O, float, StagedHost>;
@@ -185,11 +190,58 @@ void check_device_path(bool learn_sigma) {
   EXPECT_EQ(ld, lh) << "losses and gradient norms";
   EXPECT_EQ(sd, sh) << "guided samples";
   expect_same_state(d, h);
+  EXPECT_EQ(d.device_loss_evaluations(), device_loss_steps) << "steps whose loss ran on the device";
+  EXPECT_EQ(h.device_loss_evaluations(), 0);
+  EXPECT_EQ(d.device_sampling_runs(), device_sampling) << "sample() calls that ran on the device";
 }
 
 TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
-  check_device_path<SiT, Merged, FlowMatching>(false);
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1);
+}
+TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
+  check_device_path<DiT, Merged, DDPM>(false, 4, 0);
+}
+
+// The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval
+// (branch count changing between steps), explicit sample indices, no labels; and the host
+// fallback for feature-conditioned sampling (known_z).
+template <class G>
+void check_ode_sampling(const GuidanceOptions& go, bool known_z = false) {
+  ModelConfig c = tiny();
+  using Dm = ReDi<SiT, Separate, FlowMatching, float, StagedHost>;
+  using Cm = ReDi<SiT, Separate, FlowMatching, float, Cpu>;
+  Dm d(train_opts<Dm>(c), StagedHost{});
+  Cm h(train_opts<Cm>(c));
+  randomize(d, 7);
+  randomize(h, 7);
+  const int B = 3;
+  const std::vector<std::uint64_t> idx = {5, 1, 9};
+  const std::size_t n = std::size_t(B) * c.channels_in() * c.input_size * c.input_size;
+  std::vector<float> zk(std::size_t(B) * c.feature_channels * c.input_size * c.input_size, 0.5f);
+  SampleRequest req;
+  req.B = B; req.seed = 12; req.index = idx.data();
+  if (known_z) req.known_z = zk.data();
+  typename OdeEuler::Options so;
+  so.num_steps = 5;
+  std::vector<float> od(n), oh(n);
+  d.template sample<OdeEuler, G>(od.data(), req, so, go);
+  h.template sample<OdeEuler, G>(oh.data(), req, so, go);
+  EXPECT_EQ(od, oh);
+  EXPECT_EQ(d.device_sampling_runs(), known_z ? 0 : 1);
+}
+
+TEST(DevicePath, DeviceOdeSamplingMatchesTheCpuBitForBit) {
+  GuidanceOptions go;
+  go.cfg_scale = 2.0;
+  go.rg_scale = 1.4;
+  check_ode_sampling<NoGuidance>(go);
+  check_ode_sampling<CFG<Joint>>(go);
+  check_ode_sampling<CFG<VaeOnly>>(go);
+  check_ode_sampling<RepGuidance>(go);
+  go.interval_lo = 0.3;  // unguided (one branch) for the first steps
+  check_ode_sampling<Combine<RepGuidance, CFG<Joint>>>(go);
+  check_ode_sampling<Combine<CFG<VaeOnly>, RepGuidance>>(go, /*known_z=*/true);  // host fallback
 }
 TEST(DevicePath, DiTSeparateDdpmLearnedSigmaMatchesTheCpuModelBitForBit) {
-  check_device_path<DiT, Separate, DDPM>(true);
+  check_device_path<DiT, Separate, DDPM>(true, 0, 0);  // learned sigma: the host loss
 }

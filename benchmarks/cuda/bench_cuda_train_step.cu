@@ -4,10 +4,14 @@
 // weights; cuDNN fused attention where supported) and P = float with TF32 GEMMs.
 //
 // Per precision, in one process (after the bf16 and TF32 8192^3 GEMM rates of the context):
-//   train_step   ReDi::train_step end to end: host joint loss (noise, dropout) through the
-//                DeviceBridge, forward, backward, grad norm + clip, AdamW, EMA. The largest
-//                batch of 256/128/64/32 that fits (a failed cudaMalloc throws; next size).
-//                images/s, model TFLOP/s, MFU = TFLOP/s / measured bf16 GEMM TFLOP/s.
+//   train_step   ReDi::train_step end to end: the joint loss on the device (redi::DeviceLoss:
+//                host draws of B values, device noise, input, target, dout), forward, backward,
+//                grad norm + clip, AdamW, EMA. The largest batch of 256/128/64/32 that fits (a
+//                failed cudaMalloc throws; next size). images/s, model TFLOP/s, MFU twice:
+//                against the measured bf16 8192^3 GEMM rate (mfu_vs_bf16_gemm) and against the
+//                datasheet's dense bf16 peak (mfu_vs_datasheet: H100 SXM / H200 989 TFLOP/s,
+//                H100 PCIe 756, A100 312, L40S 362; --peak-tflops overrides; absent when the
+//                device is not in the table and no override is given).
 //   device_fwd_bwd  the same network's forward + backward on device-resident inputs (no host
 //                loss, no optimiser): how much of the step the host side and optimiser take.
 //   sample       ReDi::sample<OdeEuler, CFG<VaeOnly>> of 256 images (512 rows per NFE through
@@ -15,6 +19,7 @@
 //                images/s for the paper's 250-step SDE sampler with CFG.
 //
 //   bench_cuda_train_step [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE]
+//                         [--peak-tflops X]
 //
 // Prints one "RESULT key=value ..." line per measurement (parsed by tests/cuda/device_check.sh)
 // and writes them as JSON with --json. Without a CUDA device: prints "SKIPPED" and exits 0.
@@ -119,10 +124,21 @@ redi::ModelConfig xl2_redi() {
   return cfg;
 }
 
+/// Dense bf16 tensor-core peak of the datasheet, TFLOP/s, by device name (0: not in the table).
+double datasheet_bf16_tflops(const std::string& name) {
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  if (has("H200")) return 989.0;
+  if (has("H100") && (has("PCIe") || has("PCIE"))) return 756.0;
+  if (has("H100")) return 989.0;  // SXM / HBM3
+  if (has("A100")) return 312.0;
+  if (has("L40S")) return 362.0;
+  return 0.0;
+}
+
 /// One precision's measurements; returns false when no batch fits.
 template <class P>
 bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_batch,
-                     double peak_bf16, Results& R) {
+                     double peak_bf16, double datasheet, Results& R) {
   using Model = redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, P, Cuda>;
   using T = typename Model::network_type::value_type;
   const redi::ModelConfig cfg = xl2_redi();
@@ -185,6 +201,7 @@ bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_bat
   add("train_images_per_s", B / (ms * 1e-3));
   add("train_tflops", tflops);
   add("mfu_vs_bf16_gemm", tflops / peak_bf16);
+  if (datasheet > 0) add("mfu_vs_datasheet", tflops / datasheet);
   add("gpu_mem_used_GiB", double(total_b - free_b) / double(1u << 30));
   add("loss", last.loss.loss);
   add("grad_norm", last.grad_norm);
@@ -248,13 +265,17 @@ int run(int argc, char** argv) {
   int steps = 5, forced_batch = 0;
   std::string precision = "both";
   const char* json = nullptr;
+  double peak_override = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) forced_batch = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    else if (!std::strcmp(argv[i], "--peak-tflops") && i + 1 < argc) peak_override = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE] [--peak-tflops X]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -277,10 +298,15 @@ int run(int argc, char** argv) {
   const double peak_tf32 = gemm_tflops<float>(ctx, 8192);
   R.add("gemm_bf16_8192_tflops", peak_bf16);
   R.add("gemm_tf32_8192_tflops", peak_tf32);
+  const double datasheet = peak_override > 0 ? peak_override : datasheet_bf16_tflops(prop.name);
+  if (datasheet > 0) {
+    R.add("datasheet_bf16_tflops", datasheet);
+    R.add("gemm_bf16_vs_datasheet", peak_bf16 / datasheet);
+  }
   R.print_line("gemm", 0);
   bool ok = true;
-  if (precision != "fp32") ok &= bench_precision<redi::BF16Mixed>(ctx, "bf16", steps, forced_batch, peak_bf16, R);
-  if (precision != "bf16") ok &= bench_precision<float>(ctx, "fp32", steps, forced_batch, peak_bf16, R);
+  if (precision != "fp32") ok &= bench_precision<redi::BF16Mixed>(ctx, "bf16", steps, forced_batch, peak_bf16, datasheet, R);
+  if (precision != "bf16") ok &= bench_precision<float>(ctx, "fp32", steps, forced_batch, peak_bf16, datasheet, R);
   if (json) R.write_json(json);
   return ok ? 0 : 1;
 }

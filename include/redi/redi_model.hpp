@@ -10,8 +10,12 @@
 //   auto ctx = redi::Cuda::create();
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, redi::BF16Mixed, redi::Cuda> m(opt, ctx);
 // The API is the same on every device: train_step and sample take HOST pointers of
-// value_type (the master type: float); on a device the network runs there and the joint loss
-// and sampler step math run on the host through redi::DeviceBridge (nn/device_bridge.hpp).
+// value_type (the master type: float); on a device the network runs there, the joint loss's
+// per-element half too where the device's backend has it (redi::DeviceLoss, device_loss.hpp:
+// noise, noisy input, target, dout and the squared-error sums on the device), and the sampler
+// flow samplers (SdeEulerMaruyama, OdeEuler, any guidance) too (redi::DeviceSampler,
+// device_sampler.hpp); DDPM samplers, OdeHeun, known_z and learned sigma run their step math on
+// the host through redi::DeviceBridge (nn/device_bridge.hpp), as does the loss for learned sigma.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -19,6 +23,8 @@
 
 #include "redi/diffusion/diffusion.hpp"
 #include "redi/core/precision.hpp"
+#include "redi/device_loss.hpp"
+#include "redi/device_sampler.hpp"
 #include "redi/nn/backbone.hpp"
 #include "redi/nn/device_bridge.hpp"
 #include "redi/nn/fusion.hpp"
@@ -122,8 +128,13 @@ public:
   /// on batch b (host pointers; on a device through the DeviceBridge). No optimiser update.
   typename loss_type::Stats backprop(const typename loss_type::Batch& b) {
     net_.zero_grad();
-    if constexpr (Dev::is_host) return loss_(net_, b, /*backward=*/true);
-    else return loss_(bridge_.bind(net_), b, /*backward=*/true);
+    if constexpr (Dev::is_host) {
+      return loss_(net_, b, /*backward=*/true);
+    } else {
+      if constexpr (DeviceLossBackend<Dev, T>)
+        if (device_loss_.serves(net_, b)) return device_loss_(net_, loss_, b, /*backward=*/true);
+      return loss_(bridge_.bind(net_), b, /*backward=*/true);
+    }
   }
 
   /// The optimiser half of a step, for callers that computed gradients themselves: clipping,
@@ -143,10 +154,21 @@ public:
   void sample(T* out, const SampleRequest& req, const typename S::Options& so = {},
               const GuidanceOptions& go = {}, bool use_ema = true) {
     check_sampling_policies<Obj, S, G>();
-    Sampler<S, G, T> sampler(so, go);
+    Sampler<S, G, T> sampler(so, go);  // validates the options
     network_type& n = use_ema ? ema_ : net_;
-    if constexpr (Dev::is_host) sampler.run(n, out, req);
-    else sampler.run(bridge_.bind(n), out, req);
+    if constexpr (Dev::is_host) {
+      sampler.run(n, out, req);
+    } else {
+      if constexpr (DeviceSamplerBackend<Dev, T> && DeviceSampler<network_type, S, G>::kSampler) {
+        if (DeviceSampler<network_type, S, G>::serves(n, req)) {
+          DeviceSampler<network_type, S, G> ds;
+          ds.run(n, out, req, so, go);
+          ++device_samples_;
+          return;
+        }
+      }
+      sampler.run(bridge_.bind(n), out, req);
+    }
   }
 
 private:
@@ -165,6 +187,16 @@ private:
   loss_type loss_;
   Dev ctx_;
   DeviceBridge<network_type> bridge_;  // host <-> device staging (devices only)
+  DeviceLoss<network_type, Obj> device_loss_;  // the loss on the device (devices with its ops)
+
+public:
+  /// Loss evaluations that ran on the device (DeviceLoss); the rest used the host JointLoss.
+  std::int64_t device_loss_evaluations() const { return device_loss_.evaluations(); }
+  /// sample() calls that ran on the device (DeviceSampler); the rest used the host Sampler.
+  std::int64_t device_sampling_runs() const { return device_samples_; }
+
+private:
+  std::int64_t device_samples_ = 0;
 };
 
 }  // namespace redi

@@ -1,5 +1,8 @@
-// CUDA vs CPU: LayerNorm, adaLN modulate and gated residual. Skips without a device.
+// CUDA vs CPU: LayerNorm, adaLN modulate and gated residual, and their mixed-type forms on
+// BF16Mixed's fp32 residual stream (LayerNorm reads fp32 and writes bf16, its backward and the
+// gated residual write fp32, accumulate adds bf16 into fp32). Skips without a device.
 #include "cuda_test_util.hpp"
+#include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
 #include "redi/cuda/ops/modulate.cuh"
 #include "redi/ops/layernorm.hpp"
@@ -97,6 +100,52 @@ TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
   ops::gated_residual_backward(ctx(), d_g3.data(), static_cast<T*>(nullptr), d_g3.data(),
                                d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
   EXPECT_TRUE(close(host(d_g3), dy, Tol<T>::elem)) << "gated_residual_backward in place";
+}
+
+// BF16Mixed's residual stream: fp32 h, dh and accumulators next to bf16 branch tensors. The
+// fp32 outputs must match the CPU's fp32 result of the same (bf16-valued) inputs to fp32
+// accuracy: nothing on the residual path is rounded to bf16.
+TEST(CudaResidualFp32, MixedTypesKeepTheResidualInFp32) {
+  REDI_REQUIRE_CUDA();
+  ModShape s;
+  const int B = s.B, L = s.L, C = s.C, ms = s.ms(), rows = B * L;
+  const auto h = randn(s.tokens(), 40, 3.0f, 1.0f);                  // fp32 residual stream
+  const auto y = round_bf16(randn(s.tokens(), 41, 0.01f));           // small bf16 branch output
+  const auto ada = round_bf16(randn(s.ada(), 42, 0.1f));
+  const auto gr = round_bf16(randn(s.tokens(), 43));                 // bf16 dL/d(LN out)
+  // LayerNorm: fp32 in, bf16 out, fp32 stats; backward into fp32
+  std::vector<float> ln(s.tokens()), mean(rows), rstd(rows), dres(s.tokens());
+  ops::layernorm_forward(cpu, ln.data(), mean.data(), rstd.data(), h.data(), rows, C);
+  ops::layernorm_backward(cpu, dres.data(), gr.data(), h.data(), mean.data(), rstd.data(), rows, C);
+  auto d_h = dev<float>(h), d_dres = dev_zeros<float>(s.tokens());
+  auto d_ln = dev_zeros<bf16>(s.tokens()), d_gr = dev<bf16>(gr);
+  auto d_mean = dev_zeros<float>(rows), d_rstd = dev_zeros<float>(rows);
+  ops::layernorm_forward(ctx(), d_ln.data(), d_mean.data(), d_rstd.data(), d_h.data(), rows, C);
+  ops::layernorm_backward(ctx(), d_dres.data(), d_gr.data(), d_h.data(), d_mean.data(), d_rstd.data(), rows, C);
+  EXPECT_TRUE(close(host(d_ln), ln, Tol<bf16>::elem)) << "layernorm_forward fp32 -> bf16";
+  EXPECT_TRUE(close(host(d_dres), dres, Tol<float>::red)) << "layernorm_backward into fp32";
+  // gated residual: fp32 x += bf16 gate * bf16 y, exact to fp32 (a bf16 x would lose y: |y| ~
+  // 1e-3 |x|, below bf16's 2^-9)
+  std::vector<float> x = h;
+  ops::gated_residual_forward(cpu, x.data(), y.data(), ada.data() + 2 * C, B, L, C, ms);
+  auto d_y = dev<bf16>(y), d_ada = dev<bf16>(ada);
+  ops::gated_residual_forward(ctx(), d_h.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_h), x, Tol<float>::elem)) << "gated_residual_forward into fp32";
+  // its backward reads the fp32 dh
+  std::vector<float> dy(s.tokens()), dada(s.ada(), 0.0f);
+  ops::gated_residual_backward(cpu, dy.data(), dada.data() + 2 * C, h.data(), y.data(), ada.data() + 2 * C, B, L,
+                               C, ms);
+  auto d_dh = dev<float>(h);
+  auto d_dy = dev_zeros<bf16>(s.tokens()), d_dada = dev_zeros<bf16>(s.ada());
+  ops::gated_residual_backward(ctx(), d_dy.data(), d_dada.data() + 2 * C, d_dh.data(), d_y.data(),
+                               d_ada.data() + 2 * C, B, L, C, ms);
+  EXPECT_TRUE(close(host(d_dy), dy, Tol<bf16>::elem)) << "gated_residual_backward dy (bf16) from fp32 dx";
+  // accumulate: fp32 += bf16, exact to fp32
+  std::vector<float> acc = h;
+  for (std::size_t i = 0; i < acc.size(); ++i) acc[i] += y[i];
+  auto d_acc = dev<float>(h);
+  ops::accumulate(ctx(), d_acc.data(), d_y.data(), std::int64_t(acc.size()));
+  EXPECT_TRUE(close(host(d_acc), acc, 1e-7, 0.0)) << "accumulate bf16 into fp32";
 }
 
 }  // namespace

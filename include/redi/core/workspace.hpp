@@ -69,6 +69,9 @@ public:
   }
 
   /// Ensure at least `bytes` of capacity (reallocates only when growing; contents are lost).
+  /// The old block is freed before the new one is allocated (the peak stays one arena); if the
+  /// allocation throws, the workspace is empty (capacity 0, no block) and every pointer taken
+  /// from it before is invalid — owners re-carve (Transformer::ensure does).
   void reserve(std::size_t bytes) {
     if (bytes <= capacity_) return;
     Dev::deallocate(base_);

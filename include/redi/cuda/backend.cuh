@@ -57,12 +57,12 @@ struct Backend<Cuda> {
                               int rows, int in_f, int out_f) {
     ops::linear_backward(c, din, dW, db, dout, in, W, rows, in_f, out_f);
   }
-  template <class T, class S>
-  static void layernorm_forward(const Cuda& c, T* out, S* mean, S* rstd, const T* in, int rows, int C) {
+  template <class T, class S, class R>
+  static void layernorm_forward(const Cuda& c, T* out, S* mean, S* rstd, const R* in, int rows, int C) {
     ops::layernorm_forward(c, out, mean, rstd, in, rows, C);
   }
-  template <class T, class S>
-  static void layernorm_backward(const Cuda& c, T* din, const T* dout, const T* in, const S* mean, const S* rstd,
+  template <class T, class S, class R>
+  static void layernorm_backward(const Cuda& c, R* din, const T* dout, const R* in, const S* mean, const S* rstd,
                                  int rows, int C) {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
@@ -76,13 +76,13 @@ struct Backend<Cuda> {
                                 const T* scale, int B, int L, int C, int mod_stride) {
     ops::modulate_backward(c, din, dshift, dscale, dout, in, scale, B, L, C, mod_stride);
   }
-  template <class T>
-  static void gated_residual_forward(const Cuda& c, T* x, const T* y, const T* gate, int B, int L, int C,
+  template <class T, class R>
+  static void gated_residual_forward(const Cuda& c, R* x, const T* y, const T* gate, int B, int L, int C,
                                      int mod_stride) {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
   }
-  template <class T>
-  static void gated_residual_backward(const Cuda& c, T* dy, T* dgate, const T* dx, const T* y, const T* gate,
+  template <class T, class R>
+  static void gated_residual_backward(const Cuda& c, T* dy, T* dgate, const R* dx, const T* y, const T* gate,
                                       int B, int L, int C, int mod_stride) {
     ops::gated_residual_backward(c, dy, dgate, dx, y, gate, B, L, C, mod_stride);
   }
@@ -100,6 +100,8 @@ struct Backend<Cuda> {
   }
   template <class T>
   static void add_inplace(const Cuda& c, T* x, const T* y, std::int64_t n) { ops::add_inplace(c, x, y, n); }
+  template <class R, class T>
+  static void accumulate(const Cuda& c, R* acc, const T* y, std::int64_t n) { ops::accumulate(c, acc, y, n); }
   template <class T>
   static void add_broadcast(const Cuda& c, T* x, const T* row, std::int64_t outer, std::int64_t inner) {
     ops::add_broadcast(c, x, row, outer, inner);
@@ -120,8 +122,8 @@ struct Backend<Cuda> {
     return std::int64_t(B) * H * L * L;  // as ops::attention_scratch_elems(ctx, ...)
   }
   template <class T>
-  static bool flash_attention_supported(const Cuda& c, int B, int L, int H, int hd) {
-    return ops::flash_attention_supported<T>(c, B, L, H, hd);
+  static bool flash_attention_supported(const Cuda& c, int B, int L, int H, int hd, bool backward = true) {
+    return ops::flash_attention_supported<T>(c, B, L, H, hd, backward);
   }
   static void flash_attention_forward(const Cuda& c, bf16* out, float* lse, const bf16* qkv, int B, int L, int H,
                                       int hd) {
@@ -160,8 +162,42 @@ struct Backend<Cuda> {
   static void ema_update(const Cuda& c, E* ema, const P* param, std::int64_t n, double decay) {
     ops::ema_update(c, ema, param, n, decay);
   }
+
+  // ---- the joint loss's per-element half (cuda/ops/joint_loss.cuh; the device path of ReDi's loss)
+  template <class T>
+  static void joint_loss_inputs(const Cuda& c, T* input, T* target, const T* x0, const T* z0,
+                                const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz,
+                                std::uint64_t key, ops::LossTarget tgt, bool zero_z) {
+    ops::joint_loss_inputs(c, input, target, x0, z0, s, B, nx, nz, key, tgt, zero_z);
+  }
+  template <class T>
+  static void joint_loss_grad(const Cuda& c, T* dout, double* sums, const T* out, const T* target,
+                              const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz, double invB) {
+    ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
+  }
+
+  // ---- the flow sampler's per-element ops (cuda/ops/sampler_steps.cuh; redi::DeviceSampler)
+  template <class T>
+  static void fill_normal_rows(const Cuda& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
+                               const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
+    ops::fill_normal_rows(c, dst, B, n, seed, index, purpose, step);
+  }
+  template <class T>
+  static void guidance_inputs(const Cuda& c, T* in, T* time, int* labels, const T* x, const int* y,
+                              const ops::GuideSpec& g, double t) {
+    ops::guidance_inputs(c, in, time, labels, x, y, g, t);
+  }
+  template <class T>
+  static void guidance_combine(const Cuda& c, T* pred, const T* out, const ops::GuideSpec& g, double w, double wr) {
+    ops::guidance_combine(c, pred, out, g, w, wr);
+  }
+  template <class T>
+  static void flow_step(const Cuda& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
+                        double t, double h, double norm, double sd) {
+    ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
+  }
 };
 
-static_assert(OpsBackend<Cuda, float> && OpsBackend<Cuda, bf16, float, float>);
+static_assert(OpsBackend<Cuda, float> && OpsBackend<Cuda, bf16, float, float, float>);
 
 }  // namespace redi

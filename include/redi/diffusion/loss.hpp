@@ -93,41 +93,19 @@ public:
     return st;
   }
 
-  // ---- views of the last call (tests, logging) ----
-  const T* net_input() const { return input_.data(); }  // [B, Cin, H, W]
-  const T* noise() const { return noise_.data(); }      // [B, Cin, H, W]
-  const T* clean() const { return clean_.data(); }      // [B, Cin, H, W] (z zeroed if dropped)
-  const T* target() const { return target_.data(); }    // [B, Cin, H, W]
-  const T* net_time() const { return time_.data(); }    // [B]
-  const int* net_labels() const { return labels_.data(); }
-  const T* dout() const { return dout_.data(); }        // [B, Cout, H, W]
-  const T* net_output() const { return out_.data(); }
-  const std::vector<std::uint8_t>& rep_mask() const { return rep_mask_; }
-  std::size_t allocations() const { return allocs_; }
-
-private:
-  void prepare(const diffusion::Layout& L, int B) {
-    const std::size_t nin = std::size_t(B) * L.in_elems(), nout = std::size_t(B) * L.out_elems();
-    if (input_.size() < nin || out_.size() < nout || time_.size() < std::size_t(B)) {
-      ++allocs_;
-      input_.resize(nin); noise_.resize(nin); target_.resize(nin); clean_.resize(nin);
-      out_.resize(nout); dout_.resize(nout);
-      time_.resize(B); labels_.resize(B); tidx_.resize(B); rep_mask_.resize(B);
-    }
-  }
-
-  std::uint64_t index_of(const Batch& b, int i) const {
-    return b.sample_index ? b.sample_index[i] : b.first_index + std::uint64_t(i);
-  }
-
-  template <class N>
-  void draw(N& net, const diffusion::Layout& L, const Batch& b) {
+  /// The host half of a step: the per-sample draws of batch b (time, label dropout,
+  /// representation dropout; B values) into net_time(), net_labels(), rep_mask() and
+  /// timestep_index(). operator() calls it; the device path of the loss (redi/device_loss.hpp)
+  /// calls it and runs the per-element half on the device (ops/joint_loss.hpp).
+  void draw_samples(int null_class, const Batch& b) {
     namespace rng = diffusion::rng;
+    if (time_.size() < std::size_t(b.B)) {
+      time_.resize(b.B); labels_.resize(b.B); tidx_.resize(b.B); rep_mask_.resize(b.B);
+    }
     const std::uint64_t key = rng::train_key(b.seed, b.step);
-    const int null = int(net.null_class());
+    const int null = null_class;
     const bool batch_coin =
         philox::uniform(key, rng::stream(rng::RepDropBatch, 0), 0) < opt_.p_drop;
-    const long long hw = L.hw(), nin = L.in_elems(), nx = (long long)L.cx * hw;
     ldropped_ = 0;
     for (int i = 0; i < b.B; ++i) {
       const std::uint64_t id = index_of(b, i);
@@ -158,6 +136,59 @@ private:
         time_[i] = b.time ? b.time[i] : T(u);
       }
     }
+  }
+  /// Global index of sample i of b (its Philox streams).
+  std::uint64_t index_of(const Batch& b, int i) const {
+    return b.sample_index ? b.sample_index[i] : b.first_index + std::uint64_t(i);
+  }
+  /// Stats from per-sample squared-error sums [2B] (image, features) of the last draw_samples:
+  /// the reduction of operator() without the vb term (the device path's).
+  Stats stats_from_sums(const diffusion::Layout& L, int B, const double* sums) const {
+    Stats st;
+    const long long nx = (long long)L.cx * L.hw(), nzc = L.in_elems() - nx;
+    const double invB = 1.0 / B;
+    for (int i = 0; i < B; ++i) {
+      const double lam = rep_mask_[i] ? 0.0 : opt_.lambda_z;
+      const double mx = nx ? sums[2 * i] / double(nx) : 0.0, mz = nzc ? sums[2 * i + 1] / double(nzc) : 0.0;
+      st.mse_x += mx * invB;
+      st.mse_z += mz * invB;
+      st.loss += (mx + lam * mz) * invB;
+      st.rep_dropped += rep_mask_[i];
+    }
+    st.labels_dropped = ldropped_;
+    return st;
+  }
+
+  // ---- views of the last call (tests, logging) ----
+  const T* net_input() const { return input_.data(); }  // [B, Cin, H, W]
+  const T* noise() const { return noise_.data(); }      // [B, Cin, H, W]
+  const T* clean() const { return clean_.data(); }      // [B, Cin, H, W] (z zeroed if dropped)
+  const T* target() const { return target_.data(); }    // [B, Cin, H, W]
+  const T* net_time() const { return time_.data(); }    // [B]
+  const int* net_labels() const { return labels_.data(); }
+  const T* dout() const { return dout_.data(); }        // [B, Cout, H, W]
+  const T* net_output() const { return out_.data(); }
+  const std::vector<std::uint8_t>& rep_mask() const { return rep_mask_; }
+  const std::vector<int>& timestep_index() const { return tidx_; }  // DDPM: t of each sample
+  std::size_t allocations() const { return allocs_; }
+
+private:
+  void prepare(const diffusion::Layout& L, int B) {
+    const std::size_t nin = std::size_t(B) * L.in_elems(), nout = std::size_t(B) * L.out_elems();
+    if (input_.size() < nin || out_.size() < nout || time_.size() < std::size_t(B)) {
+      ++allocs_;
+      input_.resize(nin); noise_.resize(nin); target_.resize(nin); clean_.resize(nin);
+      out_.resize(nout); dout_.resize(nout);
+      time_.resize(B); labels_.resize(B); tidx_.resize(B); rep_mask_.resize(B);
+    }
+  }
+
+  template <class N>
+  void draw(N& net, const diffusion::Layout& L, const Batch& b) {
+    namespace rng = diffusion::rng;
+    const std::uint64_t key = rng::train_key(b.seed, b.step);
+    draw_samples(int(net.null_class()), b);
+    const long long hw = L.hw(), nin = L.in_elems(), nx = (long long)L.cx * hw;
     // noisy input and targets (per element, parallel over the batch)
     const T* x0 = b.x0;
     const T* z0 = b.z0;

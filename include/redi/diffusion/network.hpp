@@ -59,7 +59,9 @@ struct Layout {
   long long out_elems() const { return learned_sigma ? 2 * in_elems() : in_elems(); }  // per sample
 };
 
-template <Network N>
+/// The layout of any object with the Network contract's shape queries (also a device network
+/// whose value_type is bf16: redi::DeviceLoss / DeviceSampler take it from the network itself).
+template <class N>
 Layout layout_of(N& net) {
   Layout L;
   L.cx = int(net.image_channels());

@@ -5,12 +5,18 @@
 // Written once over the op contract (docs/ops.md): Backend<Ctx> (redi/ops/backend.hpp) runs
 // every op, so the device is the type of the context argument.
 // Types: T activations and compute weights, G parameter gradients, S LayerNorm statistics and
-// the attention log-sum-exp (one type everywhere on the CPU; bf16 / fp32 / fp32 for BF16Mixed).
+// the attention log-sum-exp, R the residual stream (h_in, h_mid, h_out), its gradient dh and
+// the conditioning gradient dsc summed over the blocks (one type everywhere on the CPU;
+// bf16 / fp32 / fp32 / fp32 for BF16Mixed, as PyTorch autocast: only what feeds a GEMM or the
+// attention is bf16). The R values are touched by LayerNorm (reads R, writes T), the gated
+// residual (R += T * T), LayerNorm's backward (writes R) and Ops::accumulate (R += T or R):
+// none of the 2 x depth additions into h or dh, nor the depth additions into dsc, rounds to T.
 // Attention: the exact-contract op (probs [B, H, S, S] saved), or, where the device has one
 // for this shape (has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
 // saves only the per-row log-sum-exp.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "redi/ops/backend.hpp"
 
@@ -33,33 +39,36 @@ struct BlockGrads {
 
 /// Activations a block saves for its backward pass, carved from the model's arena (a
 /// Workspace, core/workspace.hpp). With `flash`, lse [B, H, S] replaces probs.
-template <class T, class S = T>
+template <class T, class S = T, class R = T>
 struct BlockActs {
   T *mod;                                        // [B, 6D]
-  T *h_in, *ln1, *m1, *qkv, *probs, *ao, *a;     // attention branch
-  T *h_mid, *ln2, *m2, *f1, *g, *f2;             // MLP branch
+  R *h_in, *h_mid;                               // residual stream (block input, after attention)
+  T *ln1, *m1, *qkv, *probs, *ao, *a;            // attention branch
+  T *ln2, *m2, *f1, *g, *f2;                     // MLP branch
   S *mean1, *rstd1, *mean2, *rstd2, *lse;        // statistics
 
   template <class W>
   void carve(W& w, const BlockDims& d, bool flash) {
     const std::int64_t N = d.N(), D = d.D;
     mod = w.template take<T>(std::int64_t(d.B) * 6 * D);
-    h_in = w.template take<T>(N * D); ln1 = w.template take<T>(N * D); m1 = w.template take<T>(N * D);
+    h_in = w.template take<R>(N * D); ln1 = w.template take<T>(N * D); m1 = w.template take<T>(N * D);
     qkv = w.template take<T>(3 * N * D);
     probs = flash ? nullptr : w.template take<T>(std::int64_t(d.B) * d.H * d.S * d.S);
     lse = flash ? w.template take<S>(std::int64_t(d.B) * d.H * d.S) : nullptr;
     ao = w.template take<T>(N * D); a = w.template take<T>(N * D);
-    h_mid = w.template take<T>(N * D); ln2 = w.template take<T>(N * D); m2 = w.template take<T>(N * D);
+    h_mid = w.template take<R>(N * D); ln2 = w.template take<T>(N * D); m2 = w.template take<T>(N * D);
     f1 = w.template take<T>(N * d.Dm); g = w.template take<T>(N * d.Dm); f2 = w.template take<T>(N * D);
     mean1 = w.template take<S>(N); rstd1 = w.template take<S>(N);
     mean2 = w.template take<S>(N); rstd2 = w.template take<S>(N);
   }
 };
 
-/// Scratch shared by all blocks' backward passes (carved next to the activations).
-template <class T>
+/// Scratch shared by all blocks' backward passes (carved next to the activations). dres
+/// (LayerNorm's input gradient, R) is d_small itself when R == T.
+template <class T, class R = T>
 struct BlockScratch {
   T *d_big1, *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
+  R *dres;
 
   template <class W>
   void carve(W& w, const BlockDims& d, bool flash) {
@@ -70,13 +79,15 @@ struct BlockScratch {
     att = flash ? nullptr : w.template take<T>(Ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
     d_small = w.template take<T>(N * D); dtmp = w.template take<T>(N * D);
     dmod = w.template take<T>(std::int64_t(d.B) * 6 * D); dsc_tmp = w.template take<T>(std::int64_t(d.B) * D);
+    if constexpr (std::is_same_v<T, R>) dres = d_small;
+    else dres = w.template take<R>(N * D);
   }
 };
 
 /// Forward. `h_in` is copied into acts.h_in; the result is written to h_out (may alias h_in).
-template <class Ctx, class T, class St>
+template <class Ctx, class T, class St, class R>
 void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w, const T* sc,
-                   BlockActs<T, St>& a, const T* h_in, T* h_out) {
+                   BlockActs<T, St, R>& a, const R* h_in, R* h_out) {
   using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;  // stride between samples in mod
@@ -109,11 +120,11 @@ void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
 }
 
 /// Backward. On entry dh = dL/dh_out; on exit dh = dL/dh_in. Parameter gradients accumulate
-/// into g; dL/d(SiLU(c)) is ADDED to dsc.
-template <class Ctx, class T, class G, class St>
+/// into g; dL/d(SiLU(c)) is ADDED to dsc (an R accumulator: the sum over the blocks).
+template <class Ctx, class T, class G, class St, class R>
 void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
-                    const BlockGrads<G>& g, const BlockActs<T, St>& a, const T* sc, T* dh, T* dsc,
-                    const BlockScratch<T>& s) {
+                    const BlockGrads<G>& g, const BlockActs<T, St, R>& a, const T* sc, R* dh, R* dsc,
+                    const BlockScratch<T, R>& s) {
   using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;
@@ -128,8 +139,8 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   Ops::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
   Ops::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
   Ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
-  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
-  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_mid
+  Ops::layernorm_backward(ctx, s.dres, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
+  Ops::accumulate(ctx, dh, s.dres, ND);  // dh = dL/dh_mid
   // attention branch: h_mid = h_in + gate1 * a
   Ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
   Ops::linear_backward(ctx, s.dtmp, g.proj_w, g.proj_b, s.d_small, a.ao, w.proj_w, rows, D, D);
@@ -141,11 +152,11 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   }
   Ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
   Ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
-  Ops::layernorm_backward(ctx, s.d_small, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
-  Ops::add_inplace(ctx, dh, s.d_small, ND);  // dh = dL/dh_in
+  Ops::layernorm_backward(ctx, s.dres, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
+  Ops::accumulate(ctx, dh, s.dres, ND);  // dh = dL/dh_in
   // adaLN modulation
   Ops::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
-  Ops::add_inplace(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
+  Ops::accumulate(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);
 }
 
 }  // namespace redi

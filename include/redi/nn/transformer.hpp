@@ -10,6 +10,10 @@
 // Transformer<BF16Mixed, F, Cuda> keeps fp32 master weights (params()), fp32 gradients
 // (grads()) and fp32 statistics, and runs every kernel on bf16 activations and a bf16 copy of
 // the weights. That copy is refreshed at the next forward after any non-const params() access.
+// The residual stream (h0 .. hN), its gradient dh and the conditioning gradient dsc summed over
+// the blocks are residual_type (fp32 under BF16Mixed, as in PyTorch autocast); the token
+// embedding is computed in the compute type (emb) and converted once into h0, and dh / dsc are
+// converted once to the compute type where a GEMM or SiLU's backward reads them.
 //
 // Input  [B, Cx + r, H, W] (image channels first, then feature channels), t [B] (time_type:
 // fp32 under BF16Mixed, so DDPM's integer steps stay exact), labels [B].
@@ -31,7 +35,6 @@
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/param_layout.hpp"
 #include "redi/ops/backend.hpp"
-#include "redi/ops/copy.hpp"             // host-side conversion of the position table
 #include "redi/ops/embedding_fixed.hpp"  // the position table (host)
 
 namespace redi {
@@ -44,6 +47,7 @@ public:
   using master_type = typename precision::master_t;   // params()
   using grad_type = typename precision::grad_t;       // grads()
   using stats_type = typename precision::stats_t;
+  using residual_type = typename precision::residual_t;  // h, dh, dsc (see above)
   using time_type = stats_type;                        // the timesteps forward() takes
   using fusion = F;
   using device_type = Dev;
@@ -53,12 +57,15 @@ private:
   using M = master_type;
   using G = grad_type;
   using S = stats_type;
-  static constexpr bool kCopy = precision::has_compute_copy;
+  using R = residual_type;
+  static constexpr bool kCopy = precision::has_compute_copy;  // mixed precision: BF16Mixed's code paths
+  static_assert(kCopy || std::same_as<R, T>,
+                "redi::Transformer: a single-type precision keeps its residual stream in that type");
   static_assert(!Dev::is_host || (CpuReal<T> && !kCopy),
                 "redi::Transformer<P, F, Cpu>: the CPU computes in float or double; "
                 "redi::BF16Mixed needs redi::Cuda (redi/cuda/backend.cuh)");
   static_assert(std::same_as<G, M>, "redi::Transformer: gradients are kept in the master type");
-  static_assert(OpsBackend<Dev, T, S, G>,
+  static_assert(OpsBackend<Dev, T, S, G, R>,
                 "redi::Transformer<P, F, Dev>: no ops backend for this device and precision in this translation "
                 "unit. Include <redi/ops/cpu_backend.hpp> (or <redi/redi.hpp>) for redi::Cpu, or "
                 "<redi/cuda/backend.cuh> (compiled by nvcc) for redi::Cuda; see redi/ops/backend.hpp");
@@ -83,12 +90,12 @@ public:
     if constexpr (kCopy) wc_ = Tensor<T, Dev>(Shape{layout_.total});
     std::vector<M> pos(static_cast<std::size_t>(cfg.tokens()) * cfg.width);
     ops::pos_embed_2d(pos.data(), cfg.grid(), cfg.grid(), cfg.width);
-    if constexpr (std::same_as<T, M>) {
+    if constexpr (!kCopy) {
       pos_.from_host(pos);
-    } else {
-      std::vector<T> pt(pos.size());
-      ops::convert(cpu, pt.data(), pos.data(), std::int64_t(pos.size()));
-      pos_.from_host(pt);
+    } else {  // the device's conversion (round to the compute type)
+      Tensor<M, Dev> pm(Shape{cfg.tokens(), cfg.width});
+      pm.from_host(pos);
+      Ops::convert(ctx_, pos_.data(), pm.data(), pm.numel());
     }
   }
 
@@ -175,29 +182,49 @@ public:
     }
     Ops::modulate_backward(ctx_, s.dtmp, a.dmodf, a.dmodf + D, a.dmf, a.lnf, a.modf + D, B, S_, D, 2 * D);
     Ops::layernorm_backward(ctx_, a.dh, s.dtmp, a.hN, a.meanf, a.rstdf, B * S_, D);
-    Ops::linear_backward(ctx_, a.dsc, Gp + layout_.fada_w, Gp + layout_.fada_b, a.dmodf, a.sc,
-                         P + layout_.fada_w, B, D, 2 * D);
+    if constexpr (kCopy) {  // the final layer's share starts the R sum over the blocks
+      Ops::linear_backward(ctx_, s.dsc_tmp, Gp + layout_.fada_w, Gp + layout_.fada_b, a.dmodf, a.sc,
+                           P + layout_.fada_w, B, D, 2 * D);
+      Ops::convert(ctx_, a.dsc, s.dsc_tmp, BD);
+    } else {
+      Ops::linear_backward(ctx_, a.dsc, Gp + layout_.fada_w, Gp + layout_.fada_b, a.dmodf, a.sc,
+                           P + layout_.fada_w, B, D, 2 * D);
+    }
     // --- blocks, last to first
     for (int i = cfg_.depth - 1; i >= 0; --i)
       block_backward(ctx_, dims, weights(i), grads(i), a.blocks[i], a.sc, a.dh, a.dsc, s);
-    // --- conditioning
-    Ops::silu_backward(ctx_, a.dc, a.dsc, a.c, BD);
+    // --- conditioning (dsc, summed over the blocks in R, read in the compute type)
+    const T* dsc = nullptr;
+    if constexpr (kCopy) {
+      Ops::convert(ctx_, s.dsc_tmp, a.dsc, BD);
+      dsc = s.dsc_tmp;
+    } else {
+      dsc = a.dsc;
+    }
+    Ops::silu_backward(ctx_, a.dc, dsc, a.c, BD);
     Ops::embedding_backward(ctx_, Gp + layout_.ytab, a.dc, a.labels, B, D);
     Ops::linear_backward(ctx_, a.dt1s, Gp + layout_.t2_w, Gp + layout_.t2_b, a.dc, a.t1s,
                          P + layout_.t2_w, B, D, D);
     Ops::silu_backward(ctx_, a.dt1, a.dt1s, a.t1, BD);
     Ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.t0_w, Gp + layout_.t0_b, a.dt1,
                          a.tfreq, P + layout_.t0_w, B, cfg_.freq_dim, D);
-    // --- token embedding (no gradient to the input)
+    // --- token embedding (no gradient to the input); dL/demb = dh, in the compute type
+    const T* dh = nullptr;
+    if constexpr (kCopy) {
+      Ops::convert(ctx_, s.d_small, a.dh, dims.N() * D);
+      dh = s.d_small;
+    } else {
+      dh = a.dh;
+    }
     if (!split()) {
-      Ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, a.dh,
+      Ops::linear_backward(ctx_, static_cast<T*>(nullptr), Gp + layout_.xemb_w, Gp + layout_.xemb_b, dh,
                            a.tok_x, P + layout_.xemb_w, int(BL), cfg_.channels_in() * p * p, D);
     } else {
       const int pz = cfg_.feature_patch();
-      const T* dhx = a.dh;  // Merged: both embeddings were added into the same tokens
-      const T* dhz = a.dh;
+      const T* dhx = dh;  // Merged: both embeddings were added into the same tokens
+      const T* dhz = dh;
       if constexpr (kSeparate) {
-        split_halves(a.hx, a.hz, a.dh, B);
+        split_halves(a.hx, a.hz, dh, B);
         dhx = a.hx;
         dhz = a.hz;
       }
@@ -210,16 +237,19 @@ public:
 
 private:
   struct Acts {
-    T *tok_x = nullptr, *tok_z = nullptr, *hx = nullptr, *hz = nullptr, *h0 = nullptr, *hN = nullptr;
+    T *tok_x = nullptr, *tok_z = nullptr, *hx = nullptr, *hz = nullptr;
+    T *emb = nullptr;            // the token embedding (compute type; h0 itself when R == T)
+    R *h0 = nullptr, *hN = nullptr;  // residual stream in and out of the blocks
     T *tfreq, *t1, *t1s, *c, *yemb, *sc;
     S *tfreq_s = nullptr;  // fp32 timestep features before the bf16 cast (BF16Mixed)
-    std::vector<BlockActs<T, S>> blocks;
+    std::vector<BlockActs<T, S, R>> blocks;
     T *modf, *lnf, *mf, *mfx = nullptr, *mfz = nullptr;
     S *meanf, *rstdf;
     T *otok_x, *otok_z = nullptr, *img_x = nullptr, *img_z = nullptr;
     // backward (training arena only)
     T *dotok_x = nullptr, *dotok_z = nullptr, *dmf = nullptr, *dmfx = nullptr, *dmfz = nullptr,
-      *dmodf = nullptr, *dh = nullptr, *dsc = nullptr, *dc = nullptr, *dt1s = nullptr, *dt1 = nullptr;
+      *dmodf = nullptr, *dc = nullptr, *dt1s = nullptr, *dt1 = nullptr;
+    R *dh = nullptr, *dsc = nullptr;  // residual gradient, conditioning gradient (summed over blocks)
     int* labels;  // the last forward's labels, for the embedding's backward
   };
 
@@ -273,9 +303,9 @@ private:
     if (!split()) {
       const int Cin = cfg_.channels_in();
       Ops::patchify_forward(ctx_, a.tok_x, x, B, Cin, Hs, Hs, p);
-      Ops::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+      Ops::linear_forward(ctx_, a.emb, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
                           Cin * p * p, D);
-      Ops::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
+      Ops::add_broadcast(ctx_, a.emb, pos_.data(), B, std::int64_t(L) * D);
     } else {
       // Each modality of the packed sample [x | z] gathered into the output heads' image buffers
       // (free until the final layer writes them), then patchified on its own grid.
@@ -290,19 +320,20 @@ private:
                             Cx * p * p, D);
         Ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
                             r * pz * pz, D);
-        join_halves(a.h0, a.hx, a.hz, B);
-        Ops::add_broadcast(ctx_, a.h0, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
+        join_halves(a.emb, a.hx, a.hz, B);
+        Ops::add_broadcast(ctx_, a.emb, pos_.data(), 2 * std::int64_t(B), std::int64_t(L) * D);
       } else {  // Merged: h = x W_x + z W_z (+ positions)
-        Ops::linear_forward(ctx_, a.h0, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
+        Ops::linear_forward(ctx_, a.emb, a.tok_x, P + layout_.xemb_w, P + layout_.xemb_b, int(BL),
                             Cx * p * p, D);
         Ops::linear_forward(ctx_, a.hz, a.tok_z, P + layout_.zemb_w, P + layout_.zemb_b, int(BL),
                             r * pz * pz, D);
-        Ops::add_inplace(ctx_, a.h0, a.hz, BL * D);
-        Ops::add_broadcast(ctx_, a.h0, pos_.data(), B, std::int64_t(L) * D);
+        Ops::add_inplace(ctx_, a.emb, a.hz, BL * D);
+        Ops::add_broadcast(ctx_, a.emb, pos_.data(), B, std::int64_t(L) * D);
       }
     }
+    if constexpr (kCopy) Ops::convert(ctx_, a.h0, a.emb, dims.N() * D);  // into the residual stream
     // --- conditioning c = t_emb + y_emb, sc = SiLU(c)
-    if constexpr (std::same_as<T, S>) {
+    if constexpr (!kCopy) {
       Ops::timestep_embedding(ctx_, a.tfreq, t, B, cfg_.freq_dim);
     } else {  // fp32 features of the fp32 timesteps, then one cast
       Ops::timestep_embedding(ctx_, a.tfreq_s, t, B, cfg_.freq_dim);
@@ -315,10 +346,10 @@ private:
     Ops::add_inplace(ctx_, a.c, a.yemb, std::int64_t(B) * D);
     Ops::silu_forward(ctx_, a.sc, a.c, std::int64_t(B) * D);
     // --- blocks
-    const T* h = a.h0;
+    const R* h = a.h0;
     for (int i = 0; i < cfg_.depth; ++i) {
       if (train) {
-        T* next = (i + 1 < cfg_.depth) ? a.blocks[i + 1].h_in : a.hN;
+        R* next = (i + 1 < cfg_.depth) ? a.blocks[i + 1].h_in : a.hN;
         block_forward(ctx_, dims, weights(i), a.sc, a.blocks[i], h, next);
         h = next;
       } else {
@@ -397,21 +428,49 @@ private:
     });
   }
 
-  /// Whether the device's fused flash attention serves this model at batch B.
-  bool flash_for(int B) const {
+  /// Whether the device's fused flash attention serves this model at batch B (train: forward and
+  /// backward; inference: the forward alone — no backward plan is built for an inference batch).
+  bool flash_for(int B, bool train) const {
     if constexpr (has_flash_attention<Dev, T>)
-      return Ops::template flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads);
+      return Ops::template flash_attention_supported<T>(ctx_, B, seq(), cfg_.heads, cfg_.width / cfg_.heads, train);
     else
       return false;
   }
 
   /// Points acts' buffers into `ws` (core/workspace.hpp) for batch B; the arena grows (one
   /// allocation) only when B exceeds the largest batch `cap` it was laid out for.
+  /// An allocation failure while growing (Workspace::reserve frees the old arena first, so the
+  /// peak stays one arena) throws after making the model safe and usable again: the old buffers
+  /// are gone, so nothing may point at them — acts is re-laid out for the previous batch `cap`
+  /// (an allocation of the size that existed before), or, if that fails too, emptied with cap
+  /// 0 (the next forward carves anew); a pending backward() is cancelled either way (its
+  /// activations were in the freed arena). Weights and gradients are untouched.
   void ensure(Acts& acts, Workspace<Dev>& ws, int& cap, int B, bool train) {
     REDI_CHECK(B > 0, "Transformer::forward: batch size must be > 0, got ", B);
     if (B <= cap) return;
-    const bool flash = flash_for(B);
-    ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, B, train, flash); });
+    const bool flash = flash_for(B, train);
+    try {
+      ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, B, train, flash); });
+    } catch (...) {
+      const int old = cap;
+      acts = Acts{};
+      cap = 0;
+      if (train) {
+        batch_ = 0;
+        scratch_ = BlockScratch<T, R>{};
+      }
+      if (old > 0) {
+        try {
+          const bool f = flash_for(old, train);
+          ws.carve([&](Workspace<Dev>& w) { acts = layout_acts(w, old, train, f); });
+          cap = old;
+          flash_ = f;
+        } catch (...) {
+          acts = Acts{};
+        }
+      }
+      throw;
+    }
     cap = B;
     flash_ = flash;
   }
@@ -436,12 +495,14 @@ private:
       a.hz = t(BL * D);
     }
     a.tfreq = t(std::int64_t(B) * cfg_.freq_dim);
-    if constexpr (!std::same_as<T, S>) a.tfreq_s = st(std::int64_t(B) * cfg_.freq_dim);
+    if constexpr (kCopy) a.tfreq_s = st(std::int64_t(B) * cfg_.freq_dim);
     a.t1 = t(BD); a.t1s = t(BD); a.c = t(BD); a.yemb = t(BD); a.sc = t(BD);
     a.blocks.resize(train ? cfg_.depth : 1);
     for (auto& blk : a.blocks) blk.carve(w, d, flash);
-    a.h0 = a.blocks[0].h_in;  // the embedding writes straight into block 0's input
-    a.hN = t(ND);
+    a.h0 = a.blocks[0].h_in;  // block 0's input
+    if constexpr (kCopy) a.emb = t(ND);  // converted into h0
+    else a.emb = a.h0;                   // the embedding writes straight into h0
+    a.hN = w.template take<R>(ND);
     a.modf = t(2 * BD); a.lnf = t(ND); a.meanf = st(BS); a.rstdf = st(BS);
     a.mf = t(ND);
     if (!split()) {
@@ -458,7 +519,8 @@ private:
       }
     }
     if (train) {
-      a.dmf = t(ND); a.dmodf = t(2 * BD); a.dh = t(ND); a.dsc = t(BD); a.dc = t(BD);
+      a.dmf = t(ND); a.dmodf = t(2 * BD); a.dc = t(BD);
+      a.dh = w.template take<R>(ND); a.dsc = w.template take<R>(BD);
       a.dt1s = t(BD); a.dt1 = t(BD);
       scratch_.carve(w, d, flash);
     }
@@ -474,7 +536,7 @@ private:
   Tensor<T, Dev> pos_, wc_;        // position table; compute copy of params_ (BF16Mixed)
   Workspace<Dev> train_ws_, infer_ws_;  // training / inference activations (the memory planner)
   Acts a_, ia_;
-  BlockScratch<T> scratch_{};
+  BlockScratch<T, R> scratch_{};
   int batch_ = 0, capacity_ = 0, icapacity_ = 0;
   bool stale_ = true, flash_ = false;
 };

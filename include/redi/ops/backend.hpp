@@ -12,9 +12,12 @@
 // includes the CPU one). A new device — a test device, another accelerator — is one more
 // specialisation; tests/test_device_path.cpp has one (host memory behind a non-host tag).
 //
-// OpsBackend<Dev, T, S, G> lists the contract for compute type T, statistics type S (LayerNorm
-// mean/rstd, timesteps) and gradient/master type G; models static_assert it, so a missing
-// backend is one readable error instead of a failed overload resolution deep inside a block.
+// OpsBackend<Dev, T, S, G, R> lists the contract for compute type T, statistics type S (LayerNorm
+// mean/rstd, timesteps), gradient/master type G and residual type R (the transformer's residual
+// stream and cross-block gradient sums, core/precision.hpp: LayerNorm reads R and writes T, its
+// backward writes R, gated residuals add T into R, accumulate adds into R); models
+// static_assert it, so a missing backend is one readable error instead of a failed overload
+// resolution deep inside a block.
 #pragma once
 #include <concepts>
 #include <cstdint>
@@ -34,9 +37,10 @@ inline constexpr bool has_flash_attention = Backend<Dev>::template has_flash_att
 
 /// The op contract a model of compute type T (statistics S, gradients and master weights G)
 /// needs from Backend<Dev>.
-template <class Dev, class T, class S = T, class G = T>
-concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs, G* g, const G* cg, int* iy,
-                              const int* cy, int i, std::int64_t n, double r, const ops::AdamWConfig& acfg) {
+template <class Dev, class T, class S = T, class G = T, class R = T>
+concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs, G* g, const G* cg, R* h,
+                              const R* ch, int* iy, const int* cy, int i, std::int64_t n, double r,
+                              const ops::AdamWConfig& acfg) {
   // data movement and element types
   Backend<Dev>::copy(d, x, cx, n);
   Backend<Dev>::copy(d, iy, cy, n);
@@ -44,6 +48,9 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   Backend<Dev>::convert(d, x, cg, n);
   Backend<Dev>::convert(d, g, cx, n);
   Backend<Dev>::convert(d, x, cs, n);
+  Backend<Dev>::convert(d, x, ch, n);
+  Backend<Dev>::convert(d, h, cx, n);
+  Backend<Dev>::copy(d, h, ch, n);
   // token layout
   Backend<Dev>::patchify_forward(d, x, cx, i, i, i, i, i);
   Backend<Dev>::unpatchify_forward(d, x, cx, i, i, i, i, i);
@@ -51,17 +58,19 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   // dense layers, norms, activations
   Backend<Dev>::linear_forward(d, x, cx, cx, cx, i, i, i);
   Backend<Dev>::linear_backward(d, x, g, g, cx, cx, cx, i, i, i);
-  Backend<Dev>::layernorm_forward(d, x, s, s, cx, i, i);
-  Backend<Dev>::layernorm_backward(d, x, cx, cx, cs, cs, i, i);
+  Backend<Dev>::layernorm_forward(d, x, s, s, ch, i, i);
+  Backend<Dev>::layernorm_backward(d, h, cx, ch, cs, cs, i, i);
   Backend<Dev>::modulate_forward(d, x, cx, cx, cx, i, i, i, i);
   Backend<Dev>::modulate_backward(d, x, x, x, cx, cx, cx, i, i, i, i);
-  Backend<Dev>::gated_residual_forward(d, x, cx, cx, i, i, i, i);
-  Backend<Dev>::gated_residual_backward(d, x, x, cx, cx, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_forward(d, h, cx, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_backward(d, x, x, ch, cx, cx, i, i, i, i);
   Backend<Dev>::gelu_forward(d, x, cx, n);
   Backend<Dev>::gelu_backward(d, x, cx, cx, n);
   Backend<Dev>::silu_forward(d, x, cx, n);
   Backend<Dev>::silu_backward(d, x, cx, cx, n);
   Backend<Dev>::add_inplace(d, x, cx, n);
+  Backend<Dev>::accumulate(d, h, cx, n);  // h += x into an R accumulator (dsc over the blocks)
+  Backend<Dev>::accumulate(d, h, ch, n);  // dh += LayerNorm's input gradient
   Backend<Dev>::add_broadcast(d, x, cx, n, n);
   // attention (probs saved; scratch for the backward from attention_scratch_elems)
   Backend<Dev>::attention_forward(d, x, x, cx, i, i, i, i);

@@ -7,7 +7,9 @@
 
 #include "redi/core/device.hpp"
 #include "redi/ops/backend.hpp"
+#include "redi/ops/joint_loss.hpp"
 #include "redi/ops/ops.hpp"
+#include "redi/ops/sampler_steps.hpp"
 
 namespace redi {
 
@@ -99,6 +101,10 @@ struct Backend<Cpu> {
   }
   template <CpuReal T>
   static void add_inplace(const Cpu& c, T* x, const T* y, std::int64_t n) { ops::add_inplace(c, x, y, n); }
+  /// acc += y into a residual-type accumulator (the transformer's dh and conditioning gradient;
+  /// on the CPU residual and compute types are the same: add_inplace).
+  template <CpuReal T>
+  static void accumulate(const Cpu& c, T* acc, const T* y, std::int64_t n) { ops::add_inplace(c, acc, y, n); }
   template <CpuReal T>
   static void add_broadcast(const Cpu& c, T* x, const T* row, std::int64_t outer, std::int64_t inner) {
     ops::add_broadcast(c, x, row, outer, inner);
@@ -145,6 +151,40 @@ struct Backend<Cpu> {
   template <CpuReal T>
   static void ema_update(const Cpu& c, T* ema, const T* param, std::int64_t n, double decay) {
     ops::ema_update(c, ema, param, n, decay);
+  }
+
+  // ---- the joint loss's per-element half (ops/joint_loss.hpp; the device path of ReDi's loss)
+  template <CpuReal T>
+  static void joint_loss_inputs(const Cpu& c, T* input, T* target, const T* x0, const T* z0,
+                                const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz,
+                                std::uint64_t key, ops::LossTarget tgt, bool zero_z) {
+    ops::joint_loss_inputs(c, input, target, x0, z0, s, B, nx, nz, key, tgt, zero_z);
+  }
+  template <CpuReal T>
+  static void joint_loss_grad(const Cpu& c, T* dout, double* sums, const T* out, const T* target,
+                              const ops::LossSample* s, int B, std::int64_t nx, std::int64_t nz, double invB) {
+    ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
+  }
+
+  // ---- the flow sampler's per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
+  template <CpuReal T>
+  static void fill_normal_rows(const Cpu& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
+                               const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
+    ops::fill_normal_rows(c, dst, B, n, seed, index, purpose, step);
+  }
+  template <CpuReal T>
+  static void guidance_inputs(const Cpu& c, T* in, T* time, int* labels, const T* x, const int* y,
+                              const ops::GuideSpec& g, double t) {
+    ops::guidance_inputs(c, in, time, labels, x, y, g, t);
+  }
+  template <CpuReal T>
+  static void guidance_combine(const Cpu& c, T* pred, const T* out, const ops::GuideSpec& g, double w, double wr) {
+    ops::guidance_combine(c, pred, out, g, w, wr);
+  }
+  template <CpuReal T>
+  static void flow_step(const Cpu& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
+                        double t, double h, double norm, double sd) {
+    ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
   }
 };
 

@@ -3,12 +3,15 @@
 // columns h*hd.. of each third), probs [B, H, L, L] = softmax(q k^T hd^-0.5), out [B, L, D].
 // Implementation: strided-batched cuBLASLt GEMMs straight on the packed qkv layout (one call
 // per head with the batch over B, or per sample with the batch over H, whichever loops less)
-// plus the row softmax kernels. Works for any L and hd, fp32 or bf16 (bf16 probs: the score
-// and softmax outputs are rounded to bf16, as in an unfused bf16 attention). Backward scratch:
+// plus the row softmax kernels. Works for any L and hd, fp32 or bf16. With bf16 the scaled
+// scores q k^T hd^-0.5 are written in fp32 (bf16 GEMM operands, fp32 output, in the context's
+// grow-only scratch: B*H*L*L*4 bytes, 1 GiB for SiT-XL/2 at batch 256 — the fused cuDNN path
+// needs none) and the softmax reads them in fp32; only the probs are stored in bf16. Backward scratch:
 // attention_scratch_elems(ctx, B, L, H, hd) = B*H*L*L elements (dP, then dS in place).
 // The fused cuDNN flash path (no probs, bf16) is in attention_cudnn.cuh.
 #pragma once
 #include <cmath>
+#include <type_traits>
 
 #include "redi/cuda/ops/gemm.cuh"
 #include "redi/cuda/ops/softmax.cuh"
@@ -58,13 +61,19 @@ void attention_forward(const Cuda& ctx, T* out, T* probs, const T* qkv, int B, i
   if (B <= 0 || L <= 0 || H <= 0 || hd <= 0) return;
   const auto g = attn_geom(B, L, H, hd);
   const float scale = 1.0f / std::sqrt(float(hd));
+  // scores: fp32 (scratch) under bf16, the probs buffer itself under fp32
+  float* scores = nullptr;
+  if constexpr (std::is_same_v<T, float>)
+    scores = probs;
+  else
+    scores = static_cast<float*>(ctx.scratch(std::size_t(B) * H * g.LL * sizeof(float)));
   for (int o = 0; o < g.outer(); ++o) {
     const T* q = qkv + g.qkv_off(o);
     gemm_strided_batched(ctx, false, true, L, L, hd, scale, q, g.ld3, g.qkv_stride(), q + g.D,
-                         g.ld3, g.qkv_stride(), 0.0f, probs + g.probs_off(o), L,
+                         g.ld3, g.qkv_stride(), 0.0f, scores + g.probs_off(o), L,
                          g.probs_stride(), g.batch());
   }
-  softmax_forward_rows(ctx, probs, probs, std::int64_t(B) * H * L, L);
+  softmax_forward_rows(ctx, probs, scores, std::int64_t(B) * H * L, L);
   for (int o = 0; o < g.outer(); ++o) {
     const T* v = qkv + g.qkv_off(o) + 2 * g.D;
     gemm_strided_batched(ctx, false, false, L, hd, L, 1.0f, probs + g.probs_off(o), L,

@@ -20,7 +20,10 @@
 //        dS = (dP - Dsum) * P * scale; dK = matmul(reshape(dS)^T, Q);
 //        dQacc = matmul(dS, reshape(K^T)) (fp32, in the workspace); dQ = identity(dQacc)
 // Both plans (heuristics mode A, else FALLBACK: the first config whose plan finalises) are built
-// once per (B, L, H, hd) and cached in the context; the workspaces come from ctx.scratch().
+// once per (B, L, H, hd) and cached in the context; the workspaces come from ctx.scratch(). A
+// forward-only query (flash_attention_supported(..., backward = false): the inference arena,
+// sampling batches) builds and caches the forward plan alone; a later training query for the
+// same shape builds both.
 //
 // STATUS: compiled (nvcc, sm_80/sm_90, cuDNN 9.19 headers) but NOT yet run on a GPU. Whether
 // cuDNN's engines accept these graphs is learnt from flash_attention_supported() /
@@ -50,9 +53,10 @@
 namespace redi {
 namespace cuda_detail {
 
-/// The cached fwd + bwd plans of one shape (or why there are none).
+/// The cached fwd (+ bwd) plans of one shape (or why there are none).
 struct SdpaPlans {
   bool ok = false;
+  bool has_backward = false;
   std::string reason;  // why not ok, or a one-line summary when ok
   cudnn_graph::Graph fwd, bwd;
   std::int64_t fwd_ws = 0, bwd_ws = 0;
@@ -218,13 +222,18 @@ inline std::string precheck(const Cuda& ctx, int B, int L, int H, int hd) {
 
 }  // namespace sdpa
 
-/// The cached plans for this shape (built on first use; never throws for "unsupported").
-inline const SdpaPlans& sdpa_plans(const Cuda& ctx, int B, int L, int H, int hd) {
+/// The cached plans for this shape (built on first use; never throws for "unsupported"); with
+/// backward = false the forward plan alone (or the full pair when that is already cached).
+inline const SdpaPlans& sdpa_plans(const Cuda& ctx, int B, int L, int H, int hd, bool backward = true) {
   auto& st = ctx.state();
-  const std::string key = "cudnn_sdpa:" + std::to_string(B) + "," + std::to_string(L) + "," +
-                          std::to_string(H) + "," + std::to_string(hd);
+  const std::string shape = std::to_string(B) + "," + std::to_string(L) + "," + std::to_string(H) + "," +
+                            std::to_string(hd);
+  const std::string key = "cudnn_sdpa:" + shape, fkey = "cudnn_sdpa_fwd:" + shape;
   if (auto it = st.plans.find(key); it != st.plans.end())
     return *static_cast<const SdpaPlans*>(it->second.get());
+  if (!backward)
+    if (auto it = st.plans.find(fkey); it != st.plans.end())
+      return *static_cast<const SdpaPlans*>(it->second.get());
   auto p = std::make_shared<SdpaPlans>();
   p->reason = sdpa::precheck(ctx, B, L, H, hd);
   if (p->reason.empty()) {
@@ -233,8 +242,11 @@ inline const SdpaPlans& sdpa_plans(const Cuda& ctx, int B, int L, int H, int hd)
       const sdpa::Geom g(B, L, H, hd);
       sdpa::build_forward(p->fwd, g);
       p->fwd_ws = p->fwd.build_plan(h, "cuDNN SDPA forward");
-      sdpa::build_backward(p->bwd, g);
-      p->bwd_ws = p->bwd.build_plan(h, "cuDNN SDPA backward");
+      if (backward) {
+        sdpa::build_backward(p->bwd, g);
+        p->bwd_ws = p->bwd.build_plan(h, "cuDNN SDPA backward");
+      }
+      p->has_backward = backward;
       p->ok = true;
       p->reason = "ok (cuDNN " + std::to_string(cudnnGetVersion()) + ", workspace fwd " +
                   std::to_string(p->fwd_ws) + " B, bwd " + std::to_string(p->bwd_ws) + " B)";
@@ -247,15 +259,16 @@ inline const SdpaPlans& sdpa_plans(const Cuda& ctx, int B, int L, int H, int hd)
     }
   }
   auto* raw = p.get();
-  st.plans.emplace(key, std::shared_ptr<void>(std::move(p)));
+  st.plans.emplace(backward ? key : fkey, std::shared_ptr<void>(std::move(p)));
   return *raw;
 }
 
 /// The plans, or redi::Error naming the op, the shape and the reason.
-inline const SdpaPlans& sdpa_require(const Cuda& ctx, const char* op, int B, int L, int H, int hd) {
+inline const SdpaPlans& sdpa_require(const Cuda& ctx, const char* op, int B, int L, int H, int hd,
+                                     bool backward) {
   std::string why = sdpa::disabled_reason(ctx);
   if (why.empty()) {
-    const auto& p = sdpa_plans(ctx, B, L, H, hd);
+    const auto& p = sdpa_plans(ctx, B, L, H, hd, backward);
     if (p.ok) return p;
     why = p.reason;
   }
@@ -274,16 +287,16 @@ inline void sdpa_check_aligned(const char* op, const void* p, const char* name) 
 namespace ops {
 
 /// Whether the cuDNN fused SDPA runs this shape: false for any T but bf16; for bf16 builds and
-/// caches the forward and backward plans and answers whether both finalised. Never throws for
-/// "unsupported" (see flash_attention_status for the reason).
+/// caches the forward and (unless backward is false: inference) backward plans and answers
+/// whether they finalised. Never throws for "unsupported" (see flash_attention_status).
 template <class T>
-bool flash_attention_supported(const Cuda& ctx, int B, int L, int H, int hd) {
+bool flash_attention_supported(const Cuda& ctx, int B, int L, int H, int hd, bool backward = true) {
   if constexpr (!std::is_same_v<T, bf16>) {
     (void)ctx, (void)B, (void)L, (void)H, (void)hd;
     return false;
   } else {
     if (!cuda_detail::sdpa::disabled_reason(ctx).empty()) return false;
-    return cuda_detail::sdpa_plans(ctx, B, L, H, hd).ok;
+    return cuda_detail::sdpa_plans(ctx, B, L, H, hd, backward).ok;
   }
 }
 
@@ -302,7 +315,7 @@ inline void flash_attention_forward(const Cuda& ctx, bf16* out, float* stats, co
   using namespace cuda_detail;
   constexpr const char* op = "ops::flash_attention_forward";
   if (B == 0 || L == 0 || H == 0 || hd == 0) return;
-  const auto& p = sdpa_require(ctx, op, B, L, H, hd);
+  const auto& p = sdpa_require(ctx, op, B, L, H, hd, /*backward=*/false);
   sdpa_check_aligned(op, qkv, "qkv");
   sdpa_check_aligned(op, out, "out");
   sdpa_check_aligned(op, stats, "stats");
@@ -326,7 +339,7 @@ inline void flash_attention_backward(const Cuda& ctx, bf16* dqkv, const bf16* do
   using namespace cuda_detail;
   constexpr const char* op = "ops::flash_attention_backward";
   if (B == 0 || L == 0 || H == 0 || hd == 0) return;
-  const auto& p = sdpa_require(ctx, op, B, L, H, hd);
+  const auto& p = sdpa_require(ctx, op, B, L, H, hd, /*backward=*/true);
   sdpa_check_aligned(op, dqkv, "dqkv");
   sdpa_check_aligned(op, dout, "dout");
   sdpa_check_aligned(op, qkv, "qkv");

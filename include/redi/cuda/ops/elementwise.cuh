@@ -1,4 +1,4 @@
-// redi/cuda/ops/elementwise.cuh — add_inplace, add_broadcast, scale_inplace, sum_squares
+// redi/cuda/ops/elementwise.cuh — add_inplace, accumulate (mixed types), add_broadcast, scale_inplace, sum_squares
 // (CUB reduction, double accumulation) and type conversion. Mirrors redi/ops/elementwise.hpp.
 #pragma once
 #include <cub/device/device_reduce.cuh>
@@ -9,8 +9,8 @@
 namespace redi {
 namespace cuda_detail {
 
-template <class D>
-__global__ void add_inplace_kernel(D* x, const D* y, std::int64_t n) {
+template <class D, class Dy>
+__global__ void add_inplace_kernel(D* x, const Dy* y, std::int64_t n) {
   REDI_GRID_STRIDE(i, n) x[i] = st<D>(ld(x[i]) + ld(y[i]));
 }
 template <class D>
@@ -81,6 +81,16 @@ void add_inplace(const Cuda& ctx, T* x, const T* y, std::int64_t n) {
   using namespace cuda_detail;
   add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(x), dptr(y), n);
   REDI_CUDA_LAUNCH_CHECK("add_inplace");
+}
+
+/// acc += y into an accumulator of the residual type R (fp32 dh and conditioning gradient under
+/// BF16Mixed; y bf16 or fp32), the sum in fp32.
+template <CudaReal R, CudaReal T>
+void accumulate(const Cuda& ctx, R* acc, const T* y, std::int64_t n) {
+  if (n <= 0) return;
+  using namespace cuda_detail;
+  add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(acc), dptr(y), n);
+  REDI_CUDA_LAUNCH_CHECK("accumulate");
 }
 
 /// x[o*inner + i] += row[i]

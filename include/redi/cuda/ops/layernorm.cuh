@@ -1,7 +1,8 @@
 // redi/cuda/ops/layernorm.cuh — LayerNorm without affine over the last dim (biased variance,
 // eps inside the sqrt, two-pass mean/variance in fp32) and its backward. One warp per row.
-// Statistics (mean, rstd) may be fp32 while the data is bf16 (S != T). Mirrors
-// redi/ops/layernorm.hpp.
+// Statistics (mean, rstd) may be fp32 while the data is bf16 (S != T), and the input may be of
+// the residual type R (fp32 residual stream under BF16Mixed: LayerNorm reads R and writes T; its
+// backward writes R). Mirrors redi/ops/layernorm.hpp.
 #pragma once
 #include "redi/cuda/ops/common.cuh"
 #include "redi/cuda/ops/softmax.cuh"  // kRowsPerBlock
@@ -9,12 +10,12 @@
 namespace redi {
 namespace cuda_detail {
 
-template <class D, class S>
-__global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const D* in, int rows, int C, float eps) {
+template <class D, class S, class Di>
+__global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, int C, float eps) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
-  const D* x = in + std::int64_t(row) * C;
+  const Di* x = in + std::int64_t(row) * C;
   D* y = out + std::int64_t(row) * C;
   float s = 0.0f;
   for (int c = lane; c < C; c += 32) s += ld(x[c]);
@@ -33,15 +34,15 @@ __global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const D* in, int rows, i
 }
 
 /// din = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout.
-template <class D, class S>
-__global__ void ln_bwd_kernel(D* din, const D* dout, const D* in, const S* mean, const S* rstd,
+template <class Do, class D, class Di, class S>
+__global__ void ln_bwd_kernel(Do* din, const D* dout, const Di* in, const S* mean, const S* rstd,
                               int rows, int C) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
-  const D* x = in + std::int64_t(row) * C;
+  const Di* x = in + std::int64_t(row) * C;
   const D* gr = dout + std::int64_t(row) * C;
-  D* dx = din + std::int64_t(row) * C;
+  Do* dx = din + std::int64_t(row) * C;
   const float mu = ld(mean[row]), rs = ld(rstd[row]);
   float sg = 0.0f, sgx = 0.0f;
   for (int c = lane; c < C; c += 32) {
@@ -52,12 +53,12 @@ __global__ void ln_bwd_kernel(D* din, const D* dout, const D* in, const S* mean,
   const float mg = warp_sum(sg) / float(C), mgx = warp_sum(sgx) / float(C);
   for (int c = lane; c < C; c += 32) {
     const float g = ld(gr[c]);
-    dx[c] = st<D>(rs * (g - mg - ((ld(x[c]) - mu) * rs) * mgx));
+    dx[c] = st<Do>(rs * (g - mg - ((ld(x[c]) - mu) * rs) * mgx));
   }
 }
 
-template <class D, class S>
-void ln_forward(const Cuda& ctx, D* out, S* mean, S* rstd, const D* in, int rows, int C,
+template <class D, class S, class Di>
+void ln_forward(const Cuda& ctx, D* out, S* mean, S* rstd, const Di* in, int rows, int C,
                 float eps, const char* what) {
   if (rows <= 0 || C <= 0) return;
   const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
@@ -65,8 +66,8 @@ void ln_forward(const Cuda& ctx, D* out, S* mean, S* rstd, const D* in, int rows
   REDI_CUDA_LAUNCH_CHECK(what);
 }
 
-template <class D, class S>
-void ln_backward(const Cuda& ctx, D* din, const D* dout, const D* in, const S* mean,
+template <class Do, class D, class Di, class S>
+void ln_backward(const Cuda& ctx, Do* din, const D* dout, const Di* in, const S* mean,
                  const S* rstd, int rows, int C, const char* what) {
   if (rows <= 0 || C <= 0 || !din) return;
   const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
@@ -79,16 +80,18 @@ void ln_backward(const Cuda& ctx, D* din, const D* dout, const D* in, const S* m
 namespace ops {
 
 /// out = (in - mean) * rstd per row; saves mean and rstd = 1/sqrt(var + eps) (either may be
-/// null). S (statistics) may differ from T (e.g. fp32 stats for bf16 data).
-template <CudaReal T, CudaReal S>
-void layernorm_forward(const Cuda& ctx, T* out, S* mean, S* rstd, const T* in, int rows, int C,
+/// null). S (statistics) may differ from T (e.g. fp32 stats for bf16 data), and so may the
+/// input's type R (the fp32 residual stream).
+template <CudaReal T, CudaReal S, CudaReal R>
+void layernorm_forward(const Cuda& ctx, T* out, S* mean, S* rstd, const R* in, int rows, int C,
                        CudaScalar eps = 1e-6) {
   using namespace cuda_detail;
   ln_forward(ctx, dptr(out), dptr(mean), dptr(rstd), dptr(in), rows, C, eps.v, "layernorm_forward");
 }
 
-template <CudaReal T, CudaReal S>
-void layernorm_backward(const Cuda& ctx, T* din, const T* dout, const T* in, const S* mean,
+/// din (the residual type R, like the input) = dL/din from dout (T).
+template <CudaReal T, CudaReal S, CudaReal R>
+void layernorm_backward(const Cuda& ctx, R* din, const T* dout, const R* in, const S* mean,
                         const S* rstd, int rows, int C) {
   using namespace cuda_detail;
   ln_backward(ctx, dptr(din), dptr(dout), dptr(in), dptr(mean), dptr(rstd), rows, C, "layernorm_backward");

@@ -21,13 +21,13 @@ __global__ void modulate_fwd_kernel(D* out, const D* in, const D* shift, const D
   }
 }
 
-template <class D>
-__global__ void gated_residual_fwd_kernel(D* x, const D* y, const D* gate, int L, int C,
+template <class Dx, class D>
+__global__ void gated_residual_fwd_kernel(Dx* x, const D* y, const D* gate, int L, int C,
                                           int mod_stride, std::int64_t n) {
   REDI_GRID_STRIDE(e, n) {
     const int c = int(e % C);
     const std::int64_t b = e / (std::int64_t(L) * C);
-    x[e] = st<D>(ld(x[e]) + ld(gate[b * mod_stride + c]) * ld(y[e]));
+    x[e] = st<Dx>(ld(x[e]) + ld(gate[b * mod_stride + c]) * ld(y[e]));
   }
 }
 
@@ -38,8 +38,9 @@ constexpr int kColW = 32, kColH = 8;
 /// Per (b, c): sums over l of two quantities, plus an optional elementwise write.
 ///  Modulate:   s1 = sum g, s2 = sum g*x; din = g*(1+vec)           (g=dout, x=in, vec=scale)
 ///  Gated:      s1 = sum g*x;            din = g*vec                (g=dx,  x=y,  vec=gate)
-template <ColMode M, class D>
-__global__ void col_reduce_kernel(D* din, D* out1, D* out2, const D* g, const D* x,
+/// g may be of another type Dg (the fp32 residual gradient dx of the gated residual).
+template <ColMode M, class D, class Dg>
+__global__ void col_reduce_kernel(D* din, D* out1, D* out2, const Dg* g, const D* x,
                                   const D* vec, int L, int C, int mod_stride) {
   __shared__ float red1[kColH][kColW + 1];
   __shared__ float red2[kColH][kColW + 1];
@@ -79,8 +80,8 @@ __global__ void col_reduce_kernel(D* din, D* out1, D* out2, const D* g, const D*
   }
 }
 
-template <ColMode M, class D>
-void col_reduce(const Cuda& ctx, D* din, D* out1, D* out2, const D* g, const D* x, const D* vec,
+template <ColMode M, class D, class Dg>
+void col_reduce(const Cuda& ctx, D* din, D* out1, D* out2, const Dg* g, const D* x, const D* vec,
                 int B, int L, int C, int mod_stride, const char* what) {
   if (B <= 0 || C <= 0) return;
   dim3 block(kColW, kColH);
@@ -117,9 +118,9 @@ void modulate_backward(const Cuda& ctx, T* din, T* dshift, T* dscale, const T* d
                                 "modulate_backward");
 }
 
-/// x += gate * y
-template <CudaReal T>
-void gated_residual_forward(const Cuda& ctx, T* x, const T* y, const T* gate, int B, int L,
+/// x += gate * y (x of the residual type R: fp32 under BF16Mixed, the sum in fp32)
+template <CudaReal T, CudaReal R>
+void gated_residual_forward(const Cuda& ctx, R* x, const T* y, const T* gate, int B, int L,
                             int C, int mod_stride) {
   using namespace cuda_detail;
   const std::int64_t n = std::int64_t(B) * L * C;
@@ -129,9 +130,10 @@ void gated_residual_forward(const Cuda& ctx, T* x, const T* y, const T* gate, in
   REDI_CUDA_LAUNCH_CHECK("gated_residual_forward");
 }
 
-/// dy = dx * gate (overwritten) ; dgate = sum_L dx * y (overwritten, at b*mod_stride + c).
-template <CudaReal T>
-void gated_residual_backward(const Cuda& ctx, T* dy, T* dgate, const T* dx, const T* y,
+/// dy = dx * gate (overwritten) ; dgate = sum_L dx * y (overwritten, at b*mod_stride + c);
+/// dx of the residual type R.
+template <CudaReal T, CudaReal R>
+void gated_residual_backward(const Cuda& ctx, T* dy, T* dgate, const R* dx, const T* y,
                              const T* gate, int B, int L, int C, int mod_stride) {
   using namespace cuda_detail;
   if (!dy && !dgate) return;

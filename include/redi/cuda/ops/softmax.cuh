@@ -9,12 +9,12 @@ namespace cuda_detail {
 
 constexpr int kRowsPerBlock = 8;  // one warp per row, 8 warps per block
 
-template <class D>
-__global__ void softmax_fwd_kernel(D* out, const D* in, std::int64_t rows, int cols) {
+template <class D, class Di>
+__global__ void softmax_fwd_kernel(D* out, const Di* in, std::int64_t rows, int cols) {
   const std::int64_t row = std::int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
-  const D* x = in + row * cols;
+  const Di* x = in + row * cols;
   D* y = out + row * cols;
   float mx = -INFINITY;
   for (int c = lane; c < cols; c += 32) mx = fmaxf(mx, ld(x[c]));
@@ -41,8 +41,9 @@ __global__ void softmax_bwd_kernel(D* din, const D* dout, const D* out, std::int
   for (int c = lane; c < cols; c += 32) dx[c] = st<D>(ld(y[c]) * (ld(g[c]) - dot));
 }
 
-template <class T>
-void softmax_forward_rows(const Cuda& ctx, T* out, const T* in, std::int64_t rows, int cols) {
+/// in may be of another type Ti (the attention's fp32 scores, bf16 probs out).
+template <class T, class Ti>
+void softmax_forward_rows(const Cuda& ctx, T* out, const Ti* in, std::int64_t rows, int cols) {
   if (rows <= 0 || cols <= 0) return;
   const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
   softmax_fwd_kernel<<<grid, kRowsPerBlock * 32, 0, ctx.stream()>>>(dptr(out), dptr(in), rows,
