@@ -1,6 +1,9 @@
 // tests/crash/kill_test.cpp — the kill -9 test of docs/crash_safety.md: a small training process
 // that writes a checkpoint (and a kept copy, a metrics line) every step and a sample grid every
-// 5 steps is SIGKILLed at random moments, then resumed, `--kills` times; after every kill it
+// 5 steps is SIGKILLed at random moments, then resumed, `--kills` times (a quarter of the kills
+// come 0..max-delay ms after the start, hitting startup and resume; the others 0..max-delay ms
+// after the child reports its first checkpoint, so the test makes progress however slow the
+// machine — e.g. under ASan); after every kill it
 // asserts
 //   - checkpoint.safetensors (if any) loads completely, and its step never goes backwards;
 //   - every kept copy checkpoint_<N>.safetensors loads and holds step N (they are then deleted,
@@ -19,6 +22,7 @@
 //   (internal: redi_kill_test --child DIR [--finish])
 // Exit 0: all checks passed (a summary line with the counts is printed); 1: a check failed.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -99,7 +103,8 @@ int child(const fs::path& dir, bool finish) {
   const fs::path ck = dir / "checkpoint.safetensors";
   std::int64_t start = 0;
   if (fs::exists(ck)) start = redi::train::read_checkpoint_state(ck).step;
-  redi::train::Trainer<Model> t(m, data, trainer_config(dir, finish ? start + 3 : std::int64_t(1) << 40));
+  // console: stdout, a pipe the parent reads ("checkpoint ..." lines tell it training runs)
+  redi::train::Trainer<Model> t(m, data, trainer_config(dir, finish ? start + 3 : std::int64_t(1) << 40), &std::cout);
   t.set_sample_fn([](Model& mm, float* out, const redi::SampleRequest& req) {
     mm.sample<redi::OdeEuler>(out, req, {.num_steps = 4});
   });
@@ -162,7 +167,26 @@ std::vector<std::pair<fs::path, long>> temporaries(const fs::path& dir) {
   return v;
 }
 
-pid_t spawn_child(const std::string& self, const fs::path& dir, bool finish) {
+/// Reads what the child prints (so it never blocks on a full pipe) until `deadline`; returns
+/// true at the first "checkpoint" line when `until_checkpoint` (then stops early), else at the
+/// deadline. EOF (the child died) ends it too.
+bool drain(int fd, std::chrono::steady_clock::time_point deadline, bool until_checkpoint, std::string& seen) {
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
+    if (::poll(&p, 1, ms) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    seen.append(buf, std::size_t(n));
+    if (seen.size() > 8192) seen.erase(0, seen.size() - 4096);
+    if (until_checkpoint && seen.find("] checkpoint ") != std::string::npos) return true;
+  }
+}
+
+pid_t spawn_child(const std::string& self, const fs::path& dir, bool finish, int* out_fd) {
   std::vector<std::string> args = {self, "--child", dir.string()};
   if (finish) args.push_back("--finish");
   std::vector<char*> argv;
@@ -170,10 +194,22 @@ pid_t spawn_child(const std::string& self, const fs::path& dir, bool finish) {
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // the trainer's console
+  int fds[2] = {-1, -1};
+  if (out_fd) {
+    if (::pipe(fds) != 0) { std::cerr << "kill_test: pipe failed\n"; std::exit(1); }
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);  // the trainer's console -> the parent
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  }
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  if (out_fd) {
+    ::close(fds[1]);
+    *out_fd = fds[0];
+  }
   if (rc != 0) {
     std::cerr << "kill_test: posix_spawn failed: " << std::strerror(rc) << "\n";
     std::exit(1);
@@ -195,11 +231,17 @@ int parent(int kills, std::uint64_t seed, int max_delay_ms, fs::path dir, bool k
   long prev_pid = -1;
   const auto t0 = std::chrono::steady_clock::now();
   for (int k = 0; k < kills; ++k) {
-    const pid_t pid = spawn_child(self, dir, false);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+    int fd = -1;
+    const pid_t pid = spawn_child(self, dir, false, &fd);
+    std::string seen;
+    using clock = std::chrono::steady_clock;
+    if (k % 4 != 0)  // wait (at most a minute) for the child's first checkpoint of this run
+      drain(fd, clock::now() + std::chrono::seconds(60), true, seen);
+    drain(fd, clock::now() + std::chrono::milliseconds(delay(rng)), false, seen);
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
+    ::close(fd);
     if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
       ok = fail_msg("child " + std::to_string(k) + " ended before the kill (status " + std::to_string(status) + ")");
       break;
@@ -254,7 +296,7 @@ int parent(int kills, std::uint64_t seed, int max_delay_ms, fs::path dir, bool k
   std::int64_t final_step = -1;
   bool identical = false;
   if (ok) {  // the last child runs to completion
-    const pid_t pid = spawn_child(self, dir, true);
+    const pid_t pid = spawn_child(self, dir, true, nullptr);
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) ok = fail_msg("the finishing child failed");

@@ -128,7 +128,7 @@ public:
             std::to_string(counter++));
     f_ = std::fopen(tmp_.string().c_str(), "wb");
     if (!f_)
-      REDI_FAIL(path_.string(), ": cannot create the temporary file ", tmp_.string(), ": ", std::strerror(errno));
+      REDI_FAIL(path_.string(), ": cannot create temporary file ", tmp_.string(), ": ", std::strerror(errno));
   }
   ~AtomicFile() {
     if (f_) std::fclose(f_);

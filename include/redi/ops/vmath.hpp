@@ -41,7 +41,10 @@ inline float exp_f32(float x, ExpClamp ec) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;  // 2^n, n in [-126, 127]
+  // 2^n, n in [-126, 127]. A NaN x gives a NaN n, whose conversion to int is undefined
+  // (UBSan): convert 0 instead; p is NaN then, so the result is still NaN.
+  const float ni = n == n ? n : 0.0f;
+  const std::int32_t e = (static_cast<std::int32_t>(ni) + 127) << 23;
   return p * std::bit_cast<float>(e);
 }
 
