@@ -35,6 +35,7 @@
 #include "redi/data/resample.hpp"
 #include "redi/data/splits.hpp"
 #include "redi/eval/judge.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
@@ -443,7 +444,7 @@ int run_main(const Args& a) {
 #if defined(_OPENMP)
   ev.add("threads", omp_get_max_threads());
 #endif
-  std::ofstream(out / "eval.json") << ev.str() << "\n";
+  redi::io::write_file_atomic(out / "eval.json", ev.str() + "\n");  // checked, atomic
   return 0;
 }
 

@@ -3,6 +3,10 @@
 // dropout (JointLoss options of the model), AdamW + warm-up + clipping + EMA (the model's
 // StepConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
 // resume bit-identically. docs/training.md has the guarantees and the file layout.
+// Crash safety (docs/crash_safety.md): every file is replaced atomically (io/atomic_file.hpp),
+// kept checkpoint copies included; run() first removes the temporaries a killed run left in
+// out_dir, and a resumed run cuts metrics.jsonl back to its step, so after any number of
+// kill -9 + resume the checkpoint loads and every logged step appears once.
 //
 //   redi::data::TrainSet data = ...;                      // x [N,Cx,H,W], z [N,r,h,w], labels
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> model(opts);
@@ -25,6 +29,7 @@
 #include "redi/data/dataset.hpp"
 #include "redi/data/sampler.hpp"
 #include "redi/data/train_set.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/checkpoint.hpp"
@@ -156,8 +161,17 @@ public:
     namespace fs = std::filesystem;
     using clock = std::chrono::steady_clock;
     if (!cfg_.out_dir.empty() && dp_.root()) {
-      fs::create_directories(cfg_.out_dir);
-      if (!log_.is_open()) log_.open(fs::path(cfg_.out_dir) / "metrics.jsonl", /*append=*/m_.step() > 0);
+      io::create_directories(cfg_.out_dir);
+      remove_stale_temp_files(cfg_.out_dir);
+      if (!log_.is_open()) {
+        const fs::path log = fs::path(cfg_.out_dir) / "metrics.jsonl";
+        if (m_.step() > 0) {  // a resumed run: drop what the interrupted one logged after its checkpoint
+          if (const auto cut = log_.open_resumed(log, m_.step()))
+            say("cut ", cut, " bytes logged after step ", m_.step(), " from ", log.string());
+        } else {
+          log_.open(log, /*append=*/false);
+        }
+      }
     }
     const auto t0 = clock::now();
     const std::int64_t first = m_.step();
@@ -222,6 +236,7 @@ public:
   /// that change the trajectory (batch, seeds, optimiser, loss, data set) must match unless
   /// cfg.allow_config_change.
   CheckpointState resume(const std::filesystem::path& path) {
+    remove_stale_temp_files(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path(), 0);
     const CheckpointState peek = read_checkpoint_state(path);
     check_resume_config(path, peek.config_json);
     CheckpointState st = load_checkpoint(path, m_);
@@ -265,7 +280,7 @@ public:
     char name[48];
     std::snprintf(name, sizeof name, "step_%07lld.png", (long long)m_.step());
     const auto path = std::filesystem::path(cfg_.out_dir) / "samples" / name;
-    std::filesystem::create_directories(path.parent_path());
+    io::create_directories(path.parent_path());
     io::write_image_grid(path, x.data(), G, mc.image_channels, H, H, cfg_.grid_cols);
     say("sample grid ", path.string());
     return path;
@@ -299,7 +314,13 @@ private:
   template <class... A>
   void say(A&&... a) {
     if (!console_) return;
-    (*console_ << "[redi] " << ... << a) << std::endl;
+    std::ostream& os = *console_ << "[redi] ";
+    (os << ... << a) << std::endl;  // the fold's init must be a plain name (clang)
+  }
+
+  /// Removes what killed writers left under `dir` (AtomicFile temporaries of dead processes).
+  void remove_stale_temp_files(const std::filesystem::path& dir, int depth = 2) {
+    for (const auto& p : io::remove_stale_temp_files(dir, depth)) say("removed stale temporary file ", p.string());
   }
 
   void log_window(const Window& w, double secs, double eta_s) {
@@ -323,12 +344,12 @@ private:
 
   void checkpoint() {
     if (cfg_.out_dir.empty() || !dp_.root()) return;
+    log_.sync();  // the log reaches the checkpoint's step on disk before the checkpoint does
     save(checkpoint_path());
     if (cfg_.keep_checkpoints) {
       char name[64];
       std::snprintf(name, sizeof name, "checkpoint_%07lld.safetensors", (long long)m_.step());
-      std::filesystem::copy_file(checkpoint_path(), std::filesystem::path(cfg_.out_dir) / name,
-                                 std::filesystem::copy_options::overwrite_existing);
+      io::copy_file_atomic(checkpoint_path(), std::filesystem::path(cfg_.out_dir) / name);
     }
     say("checkpoint ", checkpoint_path().string(), " (step ", m_.step(), ")");
   }
