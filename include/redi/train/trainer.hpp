@@ -236,7 +236,8 @@ public:
   /// that change the trajectory (batch, seeds, optimiser, loss, data set) must match unless
   /// cfg.allow_config_change.
   CheckpointState resume(const std::filesystem::path& path) {
-    remove_stale_temp_files(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path(), 0);
+    if (dp_.root())  // rank 0 owns the files (another node's rank cannot tell whose temporaries are dead)
+      remove_stale_temp_files(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path(), 0);
     const CheckpointState peek = read_checkpoint_state(path);
     check_resume_config(path, peek.config_json);
     CheckpointState st = load_checkpoint(path, m_);
