@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -243,6 +244,45 @@ TEST(TrainCheckpoint, CorruptFilesAreErrorsAndLeaveTheModelAlone) {
                {"not a redi training checkpoint"});
   EXPECT_THROW(train::load_checkpoint(dir / "missing.safetensors", b), Error);
   EXPECT_EQ(b.net().params().to_host(), before);
+  fs::remove_all(dir);
+}
+
+// A copy of safetensors file `from` at `to` with the first `find` after `after` replaced by `with`
+// in its JSON header.
+static void rewrite_header(const fs::path& from, const fs::path& to, const std::string& find, const std::string& with,
+                           const std::string& after = "") {
+  std::ifstream in(from, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const std::string data = bytes.substr(8 + n);
+  std::string header = bytes.substr(8, n);
+  const auto at = header.find(find, header.find(after));
+  ASSERT_NE(at, std::string::npos) << find;
+  header.replace(at, find.size(), with);
+  while (header.size() % 8) header += ' ';
+  n = header.size();
+  std::string len(8, '\0');
+  std::memcpy(len.data(), &n, 8);
+  test::write_file(to, len + header + data);
+}
+
+// Hostile training metadata: a step of 2^64 - 1 (once read as step -1) and a width past int.
+TEST(TrainCheckpoint, OutOfRangeMetadataIsAnErrorNamingTheKey) {
+  using M = ReDi<SiT, Merged, FlowMatching>;
+  const fs::path dir = temp_dir("hostile_meta");
+  const auto data = toy_set(16, 2);
+  M a(options<M>(2));
+  const fs::path ck = dir / "ck.safetensors";
+  train_and_save(a, data, 2, ck);
+  rewrite_header(ck, dir / "step.safetensors", "\"redi.step\":\"2\"", "\"redi.step\":\"18446744073709551615\"");
+  M b(options<M>(2));
+  expect_error([&] { train::load_checkpoint(dir / "step.safetensors", b); }, {"step.safetensors", "redi.step"});
+  EXPECT_EQ(b.step(), 0);
+  rewrite_header(ck, dir / "width.safetensors", "\\\"width\\\":", "\\\"width\\\":429496729",
+                 "\"redi.model\"");
+  expect_error([&] { (void)train::read_checkpoint_model_config(dir / "width.safetensors"); },
+               {"width.safetensors", "width"});
   fs::remove_all(dir);
 }
 

@@ -20,6 +20,7 @@
 // has the same type name and layout as a float CPU run's and resumes on either.
 #pragma once
 #include <charconv>
+#include <climits>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -54,10 +55,7 @@ inline ModelConfig model_config_from_json(const std::string& text, const std::st
   const json::Value v = json::parse(text, what);
   REDI_CHECK(v.is_object(), what, ": model configuration is not a JSON object");
   auto num = [&](const char* k) {
-    const json::Value* x = v.find(k);
-    std::int64_t i = 0;
-    REDI_CHECK(x && x->int64(i), what, ": model configuration has no integer '", k, "'");
-    return int(i);
+    return int(json::int_member(v, k, what + " (model configuration)", INT_MIN, INT_MAX));
   };
   ModelConfig c;
   c.input_size = num("input_size"); c.patch = num("patch"); c.image_channels = num("image_channels");
@@ -68,9 +66,8 @@ inline ModelConfig model_config_from_json(const std::string& text, const std::st
   REDI_CHECK(ls && ls->is_bool(), what, ": model configuration has no boolean 'learn_sigma'");
   c.learn_sigma = ls->as_bool();
   if (const json::Value* fs = v.find("feature_size")) {  // optional (older checkpoints: the input grid)
-    std::int64_t i = 0;
-    REDI_CHECK(fs->int64(i), what, ": model configuration's 'feature_size' is not an integer");
-    c.feature_size = int(i);
+    (void)fs;
+    c.feature_size = int(json::int_member(v, "feature_size", what + " (model configuration)", INT_MIN, INT_MAX));
   }
   c.validate();
   return c;
@@ -209,7 +206,8 @@ inline CheckpointState read_checkpoint_state(const io::SafeTensorsFile& f) {
   REDI_CHECK(it->second == kCheckpointVersion, file, ": checkpoint layout version '", it->second,
              "' is not supported (this redi writes and reads version ", kCheckpointVersion, ")");
   CheckpointState st;
-  st.step = std::int64_t(detail::parse_u64(md, "redi.step", file));
+  // 2^53: far beyond any run, and exactly representable wherever a step becomes a double.
+  st.step = io::metadata_int(md, "redi.step", file, 0, std::int64_t(1) << 53);
   st.seed = detail::parse_u64(md, "redi.seed", file);
   st.data_epoch = detail::parse_u64(md, "redi.data_epoch", file);
   st.data_index = detail::parse_u64(md, "redi.data_index", file);
