@@ -13,88 +13,16 @@
 #include "io_test_util.hpp"
 #include "redi/eval/inception.hpp"
 #include "redi/io/safetensors.hpp"
+#include "redi/weights/inception_synthetic.hpp"
 
 namespace {
 
 using redi::InceptionV3;
 
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001B3ull;
-  }
-  return h;
-}
-/// The script's hash_uniform: v in [-1, 1), exact in float.
-double hash_uniform(std::uint64_t seed, std::uint64_t i) {
-  std::uint64_t x = seed ^ (i * 0x9E3779B97F4A7C15ull);
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  x ^= x >> 31;
-  return double(x >> 40) / double(1 << 24) * 2.0 - 1.0;
-}
-
-/// An in-memory io::TensorSource of float32 tensors.
-struct MapSource {
-  std::map<std::string, std::pair<redi::io::TensorInfo, std::vector<float>>, std::less<>> t;
-  std::string label() const { return "hashed-weights"; }
-  std::vector<std::string> names() const {
-    std::vector<std::string> v;
-    for (const auto& [k, x] : t) v.push_back(k);
-    return v;
-  }
-  bool contains(std::string_view n) const { return t.find(n) != t.end(); }
-  const redi::io::TensorInfo& info(std::string_view n) const { return t.find(n)->second.first; }
-  template <class T>
-  void read_into(std::string_view n, std::span<T> out) const {
-    const auto& v = t.find(n)->second.second;
-    ASSERT_EQ(out.size(), v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) out[i] = T(v[i]);
-  }
-  void put(const std::string& n, std::vector<std::int64_t> shape, std::vector<float> v) {
-    redi::io::TensorInfo ti;
-    ti.dtype_name = "F32";
-    ti.supported = true;
-    ti.dtype = redi::DType::F32;
-    ti.shape = std::move(shape);
-    t[n] = {ti, std::move(v)};
-  }
-};
-static_assert(redi::io::TensorSource<MapSource>);
-
-/// The script's make_weights().
-MapSource hashed_weights() {
-  MapSource s;
-  InceptionV3<float> shape_only(299);
-  auto gen = [](const std::string& name, std::int64_t n, auto f) {
-    std::vector<float> v(static_cast<std::size_t>(n));
-    const std::uint64_t seed = fnv1a(name);
-    for (std::int64_t i = 0; i < n; ++i) v[std::size_t(i)] = float(f(hash_uniform(seed, std::uint64_t(i))));
-    return v;
-  };
-  for (const auto& t : redi::inception_tensors(shape_only)) {
-    std::int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    const std::string& nm = t.name;
-    std::vector<float> v;
-    if (nm.ends_with(".conv.weight")) {
-      const double a = std::sqrt(6.0 / double(t.shape[1] * t.shape[2] * t.shape[3]));
-      v = gen(nm, n, [a](double u) { return u * a; });
-    } else if (nm.ends_with(".bn.weight")) v = gen(nm, n, [](double u) { return 1.0 + u / 4.0; });
-    else if (nm.ends_with(".bn.running_var")) v = gen(nm, n, [](double u) { return 1.0 + u / 2.0; });
-    else if (nm == "fc.weight") {
-      const double a = std::sqrt(3.0 / 2048.0);
-      v = gen(nm, n, [a](double u) { return u * a; });
-    } else v = gen(nm, n, [](double u) { return u / 10.0; });  // bn.bias, bn.running_mean, fc.bias
-    s.put(nm, t.shape, std::move(v));
-  }
-  return s;
-}
+using MapSource = redi::MemoryTensors;
+/// The synthetic weights (weights/inception_synthetic.hpp) — the script's make_weights().
 const MapSource& weights() {
-  static const MapSource w = hashed_weights();
+  static const MapSource w = redi::inception_synthetic_weights();
   return w;
 }
 
@@ -246,7 +174,8 @@ TEST(Inception, SafetensorsFileLoadsLikeTheSource) {
   redi::test::TempDir dir("inception_st");
   const auto path = dir.path() / "inception.safetensors";
   redi::io::SafeTensorsWriter w;
-  for (const auto& [name, tv] : weights().t) w.add(name, redi::DType::F32, tv.first.shape, tv.second.data());
+  for (const auto& name : weights().names())
+    w.add(name, redi::DType::F32, weights().info(name).shape, weights().values(name).data());
   w.write(path, {});
   InceptionV3<float> a(80), b(80);
   redi::load_inception(a, weights());
@@ -268,16 +197,16 @@ TEST(Inception, LoaderRejectsBadFilesNamingTheTensor) {
   {
     MapSource s = weights();
     s.put("AuxLogits.fc.weight", {1000, 768}, std::vector<float>(768000, 0.f));
-    expect_error([&] { redi::load_inception(net, s); }, {"hashed-weights", "unexpected", "AuxLogits.fc.weight"});
+    expect_error([&] { redi::load_inception(net, s); }, {"synthetic Inception weights", "unexpected", "AuxLogits.fc.weight"});
   }
   {
     MapSource s = weights();
-    s.t["Mixed_6d.branch1x1.bn.bias"].second[5] = std::nanf("");
+    s.values("Mixed_6d.branch1x1.bn.bias")[5] = std::nanf("");
     expect_error([&] { redi::load_inception(net, s); }, {"Mixed_6d.branch1x1.bn.bias", "non-finite", "element 5"});
   }
   {
     MapSource s = weights();
-    s.t["Mixed_7c.branch_pool.bn.running_var"].second[3] = -1.f;
+    s.values("Mixed_7c.branch_pool.bn.running_var")[3] = -1.f;
     expect_error([&] { redi::load_inception(net, s); }, {"Mixed_7c.branch_pool.bn.running_var", "negative"});
   }
   {
