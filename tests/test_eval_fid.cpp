@@ -229,7 +229,7 @@ TEST(AdmSuite, ReferenceRoundTripAndSelfEvaluation) {
   EXPECT_FALSE(samples.stats().has_value());
   std::int64_t calls = 0;
   const auto res = eval::adm_evaluate(enc, samples, ref, 8, [&](const std::string&, std::int64_t, std::int64_t) { ++calls; });
-  EXPECT_EQ(calls, 2 + 2);  // ceil(12 / 8) + ceil(10 / 8) progress calls
+  EXPECT_EQ(calls, 3 + 3);  // per pass: one at the start, one per batch of 8 (12 and 10 images)
   EXPECT_GT(res.fid, 1e-3);
   EXPECT_GT(res.sfid, 1e-3);
   EXPECT_GE(res.inception_score, 1.0 - 1e-9);  // 1 sample per split here: IS = 1

@@ -120,7 +120,7 @@ private:
   std::optional<AdmStats> stats_;
 };
 
-/// Called after every network batch: (images done, images in total).
+/// Called before the first and after every network batch: (images done, images in total).
 using AdmProgress = std::function<void(std::int64_t, std::int64_t)>;
 
 /// The Inception activations of a set of images: pool3 rows and the statistics of both outputs.
@@ -140,6 +140,7 @@ inline AdmActivations adm_activations(InceptionEncoder& enc, const std::uint8_t*
   const std::size_t per = std::size_t(h) * std::size_t(w) * std::size_t(c);
   if (keep_pool3) a.pool3.resize(std::size_t(n) * 2048);
   std::vector<float> p(std::size_t(batch) * 2048), s(std::size_t(batch) * std::size_t(enc.spatial_dim()));
+  if (progress) progress(0, n);
   for (std::int64_t i = 0; i < n; i += batch) {
     const std::int64_t nb = std::min<std::int64_t>(batch, n - i);
     float* pool = keep_pool3 ? a.pool3.data() + i * 2048 : p.data();
