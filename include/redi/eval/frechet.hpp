@@ -5,9 +5,17 @@
 #pragma once
 #include <Eigen/Dense>
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "redi/core/error.hpp"
+
+#if defined(REDI_HAVE_LAPACK)
+// LAPACK (in OpenBLAS's library): symmetric eigendecomposition, divide and conquer.
+extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
+                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+#endif
 
 namespace redi::eval {
 
@@ -24,16 +32,22 @@ public:
   }
   int dim() const { return dim_; }
   std::int64_t count() const { return n_; }
-  /// Adds `rows` feature vectors (row-major, rows x dim).
+  /// Adds `rows` feature vectors (row-major, rows x dim), 256 at a time: sum += sum_r v_r and
+  /// outer += V V^T (a symmetric rank-k update) for v = x - shift (shift = the first row seen,
+  /// which keeps the covariance's cancellation small).
   void add(const float* x, std::int64_t rows) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-      Eigen::VectorXd v = Eigen::Map<const Eigen::VectorXf>(x + r * dim_, dim_).cast<double>();
-      if (n_ == 0) shift_ = v;
-      v -= shift_;
-      sum_ += v;
-      outer_.selfadjointView<Eigen::Lower>().rankUpdate(v);
-      ++n_;
+    if (rows <= 0) return;
+    if (n_ == 0) shift_ = Eigen::Map<const Eigen::VectorXf>(x, dim_).cast<double>();
+    constexpr std::int64_t kChunk = 256;
+    Eigen::MatrixXd V;
+    for (std::int64_t r0 = 0; r0 < rows; r0 += kChunk) {
+      const std::int64_t m = std::min(kChunk, rows - r0);
+      V = Eigen::Map<const Eigen::MatrixXf>(x + r0 * dim_, dim_, Eigen::Index(m)).cast<double>();
+      V.colwise() -= shift_;
+      sum_ += V.rowwise().sum();
+      outer_.selfadjointView<Eigen::Lower>().rankUpdate(V);
     }
+    n_ += rows;
   }
   Eigen::VectorXd mean() const {
     REDI_CHECK(n_ > 0, "GaussianStats: no samples");
@@ -54,19 +68,47 @@ private:
   Eigen::MatrixXd outer_;
 };
 
+namespace detail {
+/// Eigenvalues (ascending) and, when `vectors`, eigenvectors (columns, written over `a`) of the
+/// symmetric matrix `a`: LAPACK's dsyevd (divide and conquer over a blocked tridiagonalisation,
+/// level-3 BLAS) when redi's OpenBLAS carries LAPACK (REDI_HAVE_LAPACK, set by CMake) — about 10x Eigen's
+/// unblocked solver at d = 2048 —, else Eigen's SelfAdjointEigenSolver.
+inline Eigen::VectorXd symmetric_eigen(Eigen::MatrixXd& a, bool vectors) {
+  const int n = int(a.rows());
+  Eigen::VectorXd w(n);
+#if defined(REDI_HAVE_LAPACK)
+  const char jobz = vectors ? 'V' : 'N', uplo = 'L';
+  int info = 0, lwork = -1, liwork = -1, iwq = 0;
+  double wq = 0;
+  dsyevd_(&jobz, &uplo, &n, a.data(), &n, w.data(), &wq, &lwork, &iwq, &liwork, &info);
+  REDI_CHECK(info == 0, "frechet_distance: LAPACK dsyevd workspace query failed (info ", info, ")");
+  lwork = int(wq);
+  liwork = iwq;
+  std::vector<double> work(std::size_t(std::max(1, lwork)));
+  std::vector<int> iwork(std::size_t(std::max(1, liwork)));
+  dsyevd_(&jobz, &uplo, &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  REDI_CHECK(info == 0, "frechet_distance: eigendecomposition failed (LAPACK dsyevd info ", info, ")");
+#else
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e(a, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
+  REDI_CHECK(e.info() == Eigen::Success, "frechet_distance: eigendecomposition failed");
+  w = e.eigenvalues();
+  if (vectors) a = e.eigenvectors();
+#endif
+  return w;
+}
+}  // namespace detail
+
 inline double frechet_distance(const Eigen::VectorXd& mu1, const Eigen::MatrixXd& s1, const Eigen::VectorXd& mu2,
                                const Eigen::MatrixXd& s2) {
   REDI_CHECK(mu1.size() == mu2.size() && s1.rows() == mu1.size() && s1.cols() == mu1.size() &&
                  s2.rows() == mu1.size() && s2.cols() == mu1.size(),
              "frechet_distance: inconsistent sizes");
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> e1(s1);
-  REDI_CHECK(e1.info() == Eigen::Success, "frechet_distance: eigendecomposition failed");
-  const Eigen::VectorXd ev = e1.eigenvalues().cwiseMax(0.0).cwiseSqrt();
-  const Eigen::MatrixXd r1 = e1.eigenvectors() * ev.asDiagonal() * e1.eigenvectors().transpose();
+  Eigen::MatrixXd v = 0.5 * (s1 + s1.transpose());
+  const Eigen::VectorXd ev = detail::symmetric_eigen(v, true).cwiseMax(0.0).cwiseSqrt();
+  const Eigen::MatrixXd r1 = v * ev.asDiagonal() * v.transpose();
   const Eigen::MatrixXd m = r1 * s2 * r1;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> em(0.5 * (m + m.transpose()), Eigen::EigenvaluesOnly);
-  REDI_CHECK(em.info() == Eigen::Success, "frechet_distance: eigendecomposition failed");
-  const double tr_sqrt = em.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
+  Eigen::MatrixXd ms = 0.5 * (m + m.transpose());
+  const double tr_sqrt = detail::symmetric_eigen(ms, false).cwiseMax(0.0).cwiseSqrt().sum();
   return (mu1 - mu2).squaredNorm() + s1.trace() + s2.trace() - 2.0 * tr_sqrt;
 }
 
