@@ -92,6 +92,15 @@ struct Backend<Cpu> {
     ops::gelu_backward(c, din, dout, in, n);
   }
   template <CpuReal T>
+  static void gelu_erf_forward(const Cpu& c, T* out, const T* in, std::int64_t n) {
+    ops::gelu_erf_forward(c, out, in, n);
+  }
+  template <CpuReal T>
+  static void layernorm_affine_forward(const Cpu& c, T* out, const T* in, const T* gamma, const T* beta, int rows,
+                                       int C, T eps) {
+    ops::layernorm_affine_forward(c, out, in, gamma, beta, rows, C, eps);
+  }
+  template <CpuReal T>
   static void silu_forward(const Cpu& c, T* out, const T* in, std::int64_t n) { ops::silu_forward(c, out, in, n); }
   template <CpuReal T>
   static void silu_backward(const Cpu& c, T* din, const T* dout, const T* in, std::int64_t n) {
