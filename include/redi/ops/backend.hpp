@@ -87,6 +87,7 @@ concept ConvOpsBackend = requires(const Dev& d, T* x, const T* cx, int i, std::i
                                   const ops::Conv2dGeometry& g) {
   Backend<Dev>::copy(d, x, cx, n);
   Backend<Dev>::add_inplace(d, x, cx, n);
+  Backend<Dev>::scale_inplace(d, x, n, r);
   Backend<Dev>::gemm(d, f, f, i, i, i, T(1), cx, i, cx, i, T(0), x, i);
   Backend<Dev>::softmax_forward(d, x, cx, i, i);
   { Backend<Dev>::conv2d_scratch_elems(g, i, i, i) } -> std::convertible_to<std::int64_t>;
