@@ -155,8 +155,43 @@ struct Backend<Cpu> {
   static void ema_update(const Cpu& c, T* ema, const T* param, std::int64_t n, double decay) {
     ops::ema_update(c, ema, param, n, decay);
   }
+
+  // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)
+  template <CpuReal T>
+  static void gemm(const Cpu& c, bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+                   int ldb, T beta, T* C, int ldc) {
+    ops::gemm<T>(c, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  template <CpuReal T>
+  static void softmax_forward(const Cpu& c, T* out, const T* in, int rows, int cols) {
+    ops::softmax_forward(c, out, in, rows, cols);
+  }
+  /// Scratch elements conv2d_forward needs for chunks of `images` images (im2col + output).
+  static std::int64_t conv2d_scratch_elems(const ops::Conv2dGeometry& g, int H, int W, int images) {
+    return ops::conv2d_scratch_elems(g, H, W, images);
+  }
+  template <CpuReal T>
+  static void conv2d_forward(const Cpu& c, T* out, const T* in, const T* Wt, const T* b, int B, int H, int W,
+                             const ops::Conv2dGeometry& g, T* scratch, std::int64_t scratch_elems) {
+    ops::conv2d_forward(c, out, in, Wt, b, B, H, W, g, scratch, scratch_elems);
+  }
+  template <CpuReal T>
+  static void group_norm_forward(const Cpu& c, T* out, const T* in, const T* gamma, const T* beta, int B, int C,
+                                 std::int64_t P, int groups, double eps, bool silu) {
+    ops::group_norm_forward(c, out, in, gamma, beta, B, C, P, groups, eps, silu);
+  }
+  template <CpuReal T>
+  static void upsample_nearest2x_forward(const Cpu& c, T* out, const T* in, int B, int C, int H, int W) {
+    ops::upsample_nearest2x_forward(c, out, in, B, C, H, W);
+  }
+  template <CpuReal T>
+  static void pad2d_forward(const Cpu& c, T* out, const T* in, int B, int C, int H, int W, int top, int bottom,
+                            int left, int right) {
+    ops::pad2d_forward(c, out, in, B, C, H, W, top, bottom, left, right);
+  }
 };
 
 static_assert(OpsBackend<Cpu, float> && OpsBackend<Cpu, double>);
+static_assert(ConvOpsBackend<Cpu, float> && ConvOpsBackend<Cpu, double>);
 
 }  // namespace redi
