@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""redi's DINOv2-B/14-reg CPU forward vs the PyTorch peer, in one script, same thread count.
+
+Runs build/benchmarks/bench_dinov2 (Google Benchmark, images/s) and times the PyTorch reference
+of tests/data/dinov2/make_dinov2_ref.py (the independent implementation of the published
+architecture; float32, random weights, eager attention as transformers' default 'eager' path,
+torch.no_grad) at the same batch and depth, then prints the ratio redi / PyTorch.
+
+  python3 benchmarks/dinov2_vs_torch.py BENCH_BINARY [--threads 2] [--batch 4] [--depth 12]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "dinov2"))
+import make_dinov2_ref as ref  # noqa: E402
+
+
+def torch_images_per_s(batch, depth, threads, min_time=4.0):
+    torch.set_num_threads(threads)
+    cfg = dict(width=768, heads=12, depth=depth, mlp=3072, registers=4, patch=14, pos_grid=37, channels=3)
+    g = torch.Generator().manual_seed(0)
+    P = {}
+    for name, shp in ref.shapes(cfg).items():
+        x = torch.randn(shp, generator=g) * 0.02
+        if name.endswith(("norm1.weight", "norm2.weight", "layernorm.weight", "lambda1")):
+            x = x + 1.0
+        P[name] = x
+    x = torch.randn(batch, 3, 224, 224, generator=g)
+    with torch.no_grad():
+        ref.forward(P, cfg, x)  # warm-up
+        n, t0 = 0, time.perf_counter()
+        while True:
+            out = ref.forward(P, cfg, x)
+            n += 1
+            el = time.perf_counter() - t0
+            if el >= min_time and n >= 2:
+                break
+    assert out.shape == (batch, 256, 768)
+    return batch * n / el
+
+
+def redi_images_per_s(binary, batch, depth, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    r = subprocess.run([binary, f"--benchmark_filter=BM_dinov2_forward/{batch}/{depth}/", "--benchmark_format=json"],
+                       env=env, check=True, capture_output=True, text=True)
+    runs = [b for b in json.loads(r.stdout)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+    if not runs:
+        sys.exit(f"bench_dinov2 has no BM_dinov2_forward/{batch}/{depth} (registered: 4/12 and 4/2)")
+    return runs[0]["images_per_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--depth", type=int, default=12)
+    a = ap.parse_args()
+    redi = redi_images_per_s(a.binary, a.batch, a.depth, a.threads)
+    pt = torch_images_per_s(a.batch, a.depth, a.threads)
+    print(f"DINOv2-B/14-reg forward, 224 px, batch {a.batch}, depth {a.depth}, {a.threads} threads: "
+          f"redi {redi:.3f} img/s, PyTorch {torch.__version__} {pt:.3f} img/s, ratio {redi / pt:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
