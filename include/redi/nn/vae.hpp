@@ -113,7 +113,7 @@ public:
                " is not a multiple of the downsampling factor ", f);
     const std::int64_t in_img = std::int64_t(cfg_.in_channels) * H * W;
     const std::int64_t out_img = std::int64_t(2 * cfg_.latent_channels) * (H / f) * (W / f);
-    for_chunks(B, H, W, [&](Run& r, int b0, int n) { encoder(r, moments + b0 * out_img, images + b0 * in_img, n, H, W); });
+    for_chunks(B, [&](Run& r, int b0, int n) { encoder(r, moments + b0 * out_img, images + b0 * in_img, n, H, W); });
   }
 
   /// images [B, out_channels, h*f, w*f] from scaled latents [B, latent, h, w] (Dev memory).
@@ -122,7 +122,7 @@ public:
     const int f = cfg_.downsample_factor();
     const std::int64_t in_img = std::int64_t(cfg_.latent_channels) * h * w;
     const std::int64_t out_img = std::int64_t(cfg_.out_channels) * (h * f) * (w * f);
-    for_chunks(B, h, w, [&](Run& r, int b0, int n) { decoder(r, images + b0 * out_img, latents + b0 * in_img, n, h, w); });
+    for_chunks(B, [&](Run& r, int b0, int n) { decoder(r, images + b0 * out_img, latents + b0 * in_img, n, h, w); });
   }
 
   /// Bytes of the activation arena after the calls so far (for memory checks).
@@ -143,7 +143,7 @@ private:
   };
 
   template <class Body>
-  void for_chunks(int B, int H, int W, Body&& body) {
+  void for_chunks(int B, Body&& body) {
     REDI_CHECK(B >= 0 && micro_batch > 0, "Vae: batch ", B, ", micro_batch ", micro_batch);
     for (int b0 = 0; b0 < B; b0 += micro_batch) {
       const int n = std::min(micro_batch, B - b0);
