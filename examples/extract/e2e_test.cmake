@@ -1,9 +1,8 @@
 # The end-to-end ctest (redi_extract_e2e): a folder of PNG images -> redi_extract (tiny random
 # 4-block VAE, the committed tiny DINOv2 of tests/data/dinov2/, PCA fitted here) -> shards ->
-# resume checks -> a few training steps of redi_train_imagenet on them.
-#   cmake -DDATA_TOOL=... -DEXTRACT=... -DTRAIN=... -DDINOV2=... -DWORK=... -P e2e_test.cmake
-# (Sampling and VAE decoding of the trained model are not part of this test: redi_sample lives
-# on the vae branch.)
+# resume checks -> a few training steps of redi_train_imagenet on them -> redi_sample (sample,
+# decode with the same VAE) -> samples.npz of the ADM format.
+#   cmake -DDATA_TOOL=... -DEXTRACT=... -DTRAIN=... -DSAMPLE=... -DDINOV2=... -DWORK=... -P e2e_test.cmake
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
@@ -15,7 +14,7 @@ endfunction()
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 run(${DATA_TOOL} ${WORK})
-set(args --images ${WORK}/images --out ${WORK}/shards --vae ${WORK}/vae.safetensors --vae-blocks 8,8,8,8
+set(args --images ${WORK}/images --out ${WORK}/shards --vae ${WORK}/vae.safetensors --vae-channels 8,8,8,8
          --vae-layers 1 --vae-groups 4 --dinov2 ${DINOV2} --pca-images 4 --r 4 --shard-size 2 --batch 2
          --flips --threads 1)
 run(${EXTRACT} ${args})
@@ -66,4 +65,21 @@ string(REGEX MATCHALL "shard_0000[0-2][.]safetensors: 4 samples" read "${last_ou
 list(LENGTH read nread)
 if(NOT nread EQUAL 3 OR NOT last_out MATCHES "step 3/3")
   message(FATAL_ERROR "training did not read the 3 shards of 2 images x 2 orientations, or did not train")
+endif()
+
+# sample the trained model and decode with the same tiny VAE: the ADM evaluator's npz
+run(${SAMPLE} --ckpt ${WORK}/run/checkpoint.safetensors --vae ${WORK}/vae.safetensors --vae-channels 8,8,8,8
+    --vae-layers 1 --vae-groups 4 --num-samples 3 --sampler euler --sample-steps 2 --guidance cfg+rg
+    --batch 3 --chunk 2 --grid 3 --out ${WORK}/sample --threads 1)
+message(STATUS "sample:\n${last_out}")
+if(NOT EXISTS ${WORK}/sample/samples.npz OR NOT EXISTS ${WORK}/sample/samples.png)
+  message(FATAL_ERROR "redi_sample wrote no samples.npz / samples.png")
+endif()
+# arr_0: uint8 [3, 256, 256, 3] (stored: the .npy header names dtype and shape)
+file(READ ${WORK}/sample/samples.npz npz LIMIT 4096 HEX)
+string(HEX "'descr': '|u1', 'fortran_order': False, 'shape': (3, 256, 256, 3)" want)
+string(TOLOWER "${want}" want)
+string(FIND "${npz}" "${want}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "samples.npz does not hold arr_0 as uint8 [3, 256, 256, 3]")
 endif()

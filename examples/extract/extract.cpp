@@ -54,7 +54,7 @@ Options:
   --shard-size N (10000) images per shard   --batch N (32)   --limit N (first N images only)
   --dtype f32|f16|bf16 (f32)  storage of latents and z (the reader converts to float)
   --device cpu|cuda (cpu; cuda runs the VAE on GPU 0, DINOv2 stays on the CPU)   --threads N
-  --vae-blocks 128,256,512,512 --vae-layers 2 --vae-groups 32   (sd-vae-ft-ema; for small test nets)
+  --vae-channels 128,256,512,512 --vae-layers 2 --vae-groups 32   (sd-vae-ft-ema; for small test nets)
   --dinov2-heads N       (default: the file's metadata, else width / 64)
 Resumable: OUT/extract.txt records the options and the listing; a rerun with the same ones skips
 the complete shards (and a fitted PCA) and continues; different ones are an error.
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   return redi::cli::run_main("redi_extract", [&] {
     const Args a(argc, argv,
                  {"images", "out", "vae", "dinov2", "pca", "pca-images", "r", "latents", "seed", "size", "shard-size",
-                  "batch", "limit", "dtype", "device", "threads", "vae-blocks", "vae-layers", "vae-groups",
+                  "batch", "limit", "dtype", "device", "threads", "vae-channels", "vae-layers", "vae-groups",
                   "dinov2-heads"},
                  {"help", "flips"});
     if (a.flag("help")) {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
                        "-DREDI_WITH_CUDA=ON on a machine with nvcc)");
 #endif
     redi::VaeConfig vcfg = redi::VaeConfig::sd_vae_ft_ema();
-    if (a.has("vae-blocks")) vcfg.block_out_channels = parse_ints("vae-blocks", a.str("vae-blocks"));
+    if (a.has("vae-channels")) vcfg.block_out_channels = parse_ints("vae-channels", a.str("vae-channels"));
     vcfg.layers_per_block = int(a.integer("vae-layers", vcfg.layers_per_block, 1, 64));
     vcfg.norm_groups = int(a.integer("vae-groups", vcfg.norm_groups, 1, 4096));
     vcfg.validate();
