@@ -27,6 +27,13 @@ static void BM_dinov2_forward(benchmark::State& state) {
   }
   state.counters["images_per_s"] = benchmark::Counter(double(B) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_dinov2_forward)->Args({4, 12})->Args({4, 2})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_dinov2_forward)
+    ->Args({4, 12})
+    ->Args({4, 2})
+    ->Args({1, 12})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()  // cpu_time: all threads (dinov2_vs_torch.py --clock cpu)
+    ->MinTime(2.0);
 
 BENCHMARK_MAIN();

@@ -31,6 +31,10 @@ if(NOT last_out MATCHES "img/s  ETA")
   message(FATAL_ERROR "no progress line")
 endif()
 
+# the rows of a shard, recomputed independently (order, labels, crop, flips, latent scale, PCA layout)
+run(${DATA_TOOL} verify ${WORK} ${DINOV2} ${WORK}/shards/shard_00001.safetensors)
+message(STATUS "verify:\n${last_out}")
+
 # resume: a complete folder is left alone; a missing shard is rebuilt bit-identically
 file(SHA256 ${WORK}/shards/shard_00000.safetensors h0)
 file(SHA256 ${WORK}/shards/shard_00001.safetensors h1)
