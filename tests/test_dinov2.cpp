@@ -169,6 +169,10 @@ TEST(Dinov2, FloatMatchesPyTorchReference) {
   const auto before = net.arena_allocations();
   (void)run(net, pb, 1, 28, 70);
   EXPECT_EQ(net.arena_allocations(), before);
+  // images are independent: chunks of one image give the batch's result
+  net.set_chunk_batch(1);
+  const auto a1 = run(net, case_a_pixels_cpp(), 2, 42, 42);
+  EXPECT_LT(rel_err(a1, std::vector<double>(a.begin(), a.end())), 1e-6);
 }
 
 TEST(Dinov2, DoubleMatchesPyTorchReferenceToRoundOff) {
