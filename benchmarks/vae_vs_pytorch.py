@@ -3,7 +3,10 @@
 count: the AutoencoderKL written from the published architecture in plain torch
 (tests/data/vae/make_vae_ref.py's Ref, in float32; nn.functional convolutions, GroupNorm,
 nearest upsampling and matmul/softmax attention: the ops diffusers calls). Prints images/s of
-both (redi: the median of 3 repetitions; PyTorch: the best of 3-5 runs) and the ratio redi / PyTorch for encode and decode at 256x256, batch 1.
+both and the ratio: 5 rounds (3 at full width), each one redi run (a bench_vae process, one
+timed image after a warm-up) then one PyTorch run, best of the rounds on each side (the
+machine is shared: the best run is the least disturbed) and the per-round ratios redi / PyTorch;
+encode and decode at 256x256, batch 1.
 
     OMP_NUM_THREADS=2 /usr/bin/python3 benchmarks/vae_vs_pytorch.py build/benchmarks/bench_vae [--full]
 
@@ -23,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from make_vae_ref import CFG, Ref, layout  # noqa: E402
 
 
-def torch_rate(cfg, what, reps):
+def torch_model(cfg):
     g = torch.Generator().manual_seed(0)
     sd = {}
     for name, shape in layout(cfg):
@@ -34,15 +37,22 @@ def torch_rate(cfg, what, reps):
     ref = Ref(cfg, sd)
     x = torch.rand(1, 3, 256, 256, generator=g) * 2 - 1
     z = (torch.rand(1, 4, 32, 32, generator=g) * 2 - 1) * 0.18215 * 3
-    fn = (lambda: ref.encode(x)) if what == "encode" else (lambda: ref.decode(z))
+    return {"encode": lambda: ref.encode(x), "decode": lambda: ref.decode(z)}
+
+
+def torch_once(fn):
     with torch.no_grad():
-        fn()  # warm-up
-        best = float("inf")
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t0)
-    return 1.0 / best
+        t0 = time.perf_counter()
+        fn()
+        return 1.0 / (time.perf_counter() - t0)
+
+
+def redi_once(exe, what, width):
+    arg = "1" if width == "quarter" else "0"
+    out = subprocess.run([exe, "--benchmark_format=json", "--benchmark_min_time=0",
+                          "--benchmark_filter=BM_vae_%s_256/%s/1/" % (what, arg)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["benchmarks"][0]["images/s"]
 
 
 def main():
@@ -51,19 +61,21 @@ def main():
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
-    out = subprocess.run([exe, "--benchmark_format=json", "--benchmark_filter=" + ("." if full else "/1/1/"),
-                          "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true"],
-                         check=True, capture_output=True, text=True).stdout
-    rows = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        rows[("encode" if "encode" in b["name"] else "decode", b["label"])] = b["images/s"]
     print("threads", threads, "(torch %s, %d intra-op threads)" % (torch.__version__, torch.get_num_threads()))
-    for (what, width), redi_rate in sorted(rows.items()):
+    for width in (["quarter", "full"] if full else ["quarter"]):
         cfg = dict(CFG, norm_groups=32, block_out_channels=[128, 256, 512, 512] if width == "full" else [32, 64, 128, 128])
-        pt = torch_rate(cfg, what, 3 if width == "full" else 5)
-        print("%-6s %-7s 256px  redi %8.3f img/s   pytorch %8.3f img/s   ratio %.2fx" % (what, width, redi_rate, pt, redi_rate / pt))
+        fns = torch_model(cfg)
+        rounds = 3 if width == "full" else 5
+        for what in ("encode", "decode"):
+            with torch.no_grad():
+                fns[what]()  # warm-up
+            r, t = [], []
+            for _ in range(rounds):  # interleaved, so both sides see the same load
+                r.append(redi_once(exe, what, width))
+                t.append(torch_once(fns[what]))
+            print("%-6s %-7s 256px  redi %8.3f img/s   pytorch %8.3f img/s   ratio %.2fx (best of %d interleaved; "
+                  "per round %s)" % (what, width, max(r), max(t), max(r) / max(t), rounds,
+                                     " ".join("%.2f" % (a / b) for a, b in zip(r, t))))
 
 
 if __name__ == "__main__":

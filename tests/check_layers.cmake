@@ -15,7 +15,8 @@ set(allowed_nn core ops nn)
 set(allowed_weights core ops io nn weights)
 set(allowed_data core ops io data)
 set(allowed_cuda core ops cuda)
-set(allowed_train core ops io nn diffusion weights data train TOP)
+set(allowed_dist core cuda dist)  # cuda: nccl.hpp's error checks (cuda/check.hpp, host C++)
+set(allowed_train core ops io nn diffusion weights data dist train TOP)
 set(allowed_eval core ops io nn weights data eval train)  # train: metrics_log's JsonObject
 set(allowed_viz core io viz)
 set(allowed_TOP core ops io nn diffusion weights TOP)  # redi_model.hpp, redi.hpp, version.hpp
@@ -37,6 +38,10 @@ foreach(h ${headers})
       string(REGEX REPLACE "/$" "" to "${to}")
     else()
       set(to TOP)
+    endif()
+    # the library never includes <mpi.h> or nccl.h: train/ sees the communicator interface only
+    if(layer STREQUAL "train" AND to STREQUAL "dist" AND NOT inc STREQUAL "dist/communicator.hpp")
+      string(APPEND errors "  include/redi/${h} includes redi/${inc} (train/ may include only dist/communicator.hpp)\n")
     endif()
     if(NOT to IN_LIST allowed_${layer})
       # The model type is composed of the optimiser step (train/optimizer.hpp, which itself

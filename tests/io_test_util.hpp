@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "redi/core/error.hpp"
 
@@ -81,6 +83,18 @@ inline void write_file(const std::filesystem::path& p, std::string_view bytes) {
 inline std::filesystem::path test_data_path(const std::string& rel) {
   const char* d = std::getenv("REDI_TEST_DATA");
   return std::filesystem::path(d ? d : "tests/data") / rel;
+}
+
+/// The committed fuzz regression inputs tests/data/fuzz/<prefix>* (docs/security.md), sorted.
+inline std::vector<std::filesystem::path> fuzz_regression_files(const std::string& prefix) {
+  std::vector<std::filesystem::path> v;
+  const auto dir = test_data_path("fuzz");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return v;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename().string().starts_with(prefix)) v.push_back(e.path());
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 /// Runs f, expecting a redi::Error whose message contains every part.

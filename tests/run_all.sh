@@ -10,7 +10,7 @@
 # REDI_WITH_CUDA (AUTO, ON or OFF; default AUTO), REDI_CUDA_ARCHS (CMAKE_CUDA_ARCHITECTURES,
 # default 80;90), REDI_BUILD_TARGETS (space-separated targets to build instead of all),
 # REDI_CTEST_ARGS (extra ctest arguments, e.g. "-L package" or "-E cuda"; split on spaces, no
-# quoting).
+# quoting), REDI_SANITIZE (0: skip the ASan/UBSan stage, tests/sanitize.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,7 @@ say() { printf '[run_all %4ds] %s\n' "$((SECONDS - t0))" "$*"; }
 
 # ---- 1. system packages (Debian names; only the missing ones are installed)
 packages=(g++ cmake ninja-build pkg-config libeigen3-dev libopenblas-dev libgtest-dev
-          libbenchmark-dev libstb-dev zlib1g-dev dataset-fashion-mnist libopenblas-openmp-dev)
+          libbenchmark-dev libstb-dev zlib1g-dev dataset-fashion-mnist libopenblas-openmp-dev openmpi-bin libopenmpi-dev)
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do
@@ -77,4 +77,10 @@ say "ctest"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 # shellcheck disable=SC2086  # REDI_CTEST_ARGS is a list of words on purpose
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 1800 ${REDI_CTEST_ARGS:-}
+
+# ---- 4. the unit-test subset under ASan + UBSan (clang; docs/crash_safety.md). REDI_SANITIZE=0 skips it.
+if [[ "${REDI_SANITIZE:-1}" != "0" ]]; then
+  say "sanitizers (tests/sanitize.sh)"
+  REDI_JOBS="$jobs" bash tests/sanitize.sh
+fi
 say "done"

@@ -150,3 +150,44 @@ TEST(DataIdx, RealFashionMnist) {
   EXPECT_EQ(p.h, 32);
   EXPECT_EQ(p.image(0)[0], 0);
 }
+
+// Hostile files (issue 15): a header's claim is checked before any data is inflated, and the
+// data are inflated only up to the size the header implies.
+TEST(DataIdx, HeaderClaimsAreBoundedBeforeInflating) {
+  TempDir t("redi_test_idx_hostile");
+  // 65536 x 65536 x 1 bytes (4 GiB) claimed by a 16-byte file: refused by the default limit
+  // (before: accepted by the header check, then read to the end).
+  const std::string claim = t.file("claim");
+  write_bytes(claim, {0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1});
+  expect_error([&] { read_idx(claim); }, {claim, "claim more than 2147483648 bytes"});
+  expect_error([&] { read_idx(claim, 0, 1000); }, {claim, "claim more than 1000 bytes"});
+  // Extents whose product wraps 64 bits (2^32 * 2^32 * ...) are errors, not small arrays.
+  const std::string wrap = t.file("wrap");
+  write_bytes(wrap, {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2, 1, 2});
+  expect_error([&] { read_idx(wrap); }, {wrap, "claim more than"});
+  // A gzip bomb: 16 MB of zeros behind a header claiming 10 bytes. Refused after inflating
+  // 11 bytes (before: the whole stream was inflated first).
+  const std::string bomb = t.file("bomb.gz");
+  std::vector<std::uint8_t> big(std::size_t(16) << 20, 0);
+  write_idx(bomb, {10}, big, true);
+  const auto packed = fs::file_size(bomb);
+  EXPECT_LT(packed, 100000u);
+  expect_error([&] { read_idx(bomb); }, {bomb, "trailing bytes"});
+  // The data are exactly the header's product when it is honest.
+  write_idx(bomb, {2, 3}, {1, 2, 3, 4, 5, 6}, true);
+  EXPECT_EQ(read_idx(bomb).data, (std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6}));
+}
+
+// Fuzz findings (tests/data/fuzz/idx-*): each is a redi::Error naming the file, or a clean read.
+TEST(DataIdx, FuzzRegressionsReplay) {
+  for (const auto& p : test::fuzz_regression_files("idx-")) {
+    try {
+      const IdxArray a = read_idx(p.string());
+      std::uint64_t n = 1;
+      for (auto d : a.dims) n *= d;
+      EXPECT_EQ(n, a.data.size()) << p;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
+  }
+}

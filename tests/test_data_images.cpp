@@ -19,6 +19,7 @@
 
 #include "redi/data/cifar10.hpp"
 #include "redi/data/image_io.hpp"
+#include "redi/io/image_write.hpp"
 #include "io_test_util.hpp"
 
 using namespace redi;
@@ -206,4 +207,59 @@ TEST(DataCifar10, RealPackage) {
   const ImageDataset te = load_cifar10_tfjs(Split::Test, dir);
   ASSERT_EQ(te.n, 10000);
   EXPECT_EQ(std::vector<int>(te.labels.begin(), te.labels.begin() + 5), (std::vector<int>{3, 8, 8, 0, 6}));
+}
+
+// Hostile images (issue 15): dimensions are checked from the header before decoding; only PNG
+// reaches stb (JPEG is refused: stb_image 2.27's JPEG decoder has a known out-of-bounds write).
+TEST(DataImages, HostileImagesAreRefusedBeforeDecoding) {
+  TempDir t("redi_test_images_hostile");
+  // A 1 x 1,000,000 PNG (~3 KB): before, 3.3 GB and 17 s in the image-folder reader.
+  std::vector<std::uint8_t> row(1000000, 7);
+  const auto wide = io::encode_png(row.data(), 1000000, 1, 1, 9);
+  EXPECT_LT(wide.size(), 10000u);
+  expect_error([&] { decode_image(wide.data(), wide.size(), 3, "wide.png"); },
+               {"wide.png", "1000000x1 pixels", "ImageLimits"});
+  // Pixel-count limit, independent of the side limit.
+  std::vector<std::uint8_t> sq(64 * 64, 1);
+  const auto png = io::encode_png(sq.data(), 64, 64, 1);
+  expect_error([&] { decode_image(png.data(), png.size(), 1, "sq.png", {.max_side = 100, .max_pixels = 4000}); },
+               {"sq.png", "64x64"});
+  EXPECT_EQ(decode_image(png.data(), png.size(), 1, "sq.png").pixels, sq);
+  // JPEG and other formats stb would sniff are refused by signature, whatever the file name.
+  const std::vector<std::uint8_t> jpeg = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0};
+  expect_error([&] { decode_image(jpeg.data(), jpeg.size(), 3, "x.png"); }, {"x.png", "JPEG images are not decoded"});
+  const std::string bmp = "BM" + std::string(60, '\0');
+  expect_error([&] { decode_image(reinterpret_cast<const std::uint8_t*>(bmp.data()), bmp.size(), 3, "b.png"); },
+               {"b.png", "not a PNG file"});
+  // A PNG whose header is cut off.
+  expect_error([&] { decode_image(png.data(), 20, 3, "cut.png"); }, {"cut.png", "cannot decode image (bad PNG header"});
+  // Image folder: a JPEG is an error naming it; an extreme aspect ratio cannot be center-cropped
+  // into a huge resize (before: a float->int overflow at 16M wide).
+  fs::create_directories(t.path() / "a");
+  {
+    std::ofstream f(t.path() / "a" / "photo.jpg", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(jpeg.data()), std::streamsize(jpeg.size()));
+  }
+  expect_error([&] { load_image_folder(t.str()); }, {"photo.jpg", "JPEG"});
+  fs::remove(t.path() / "a" / "photo.jpg");
+  std::vector<std::uint8_t> strip(4000 * 2, 9);
+  const auto s = io::encode_png(strip.data(), 4000, 2, 1);
+  {
+    std::ofstream f(t.path() / "a" / "strip.png", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(s.data()), std::streamsize(s.size()));
+  }
+  expect_error([&] { load_image_folder(t.str(), {.channels = 1, .image_size = 64}); },
+               {"strip.png", "aspect ratio too extreme"});
+}
+
+// Fuzz findings (tests/data/fuzz/image-*): each is a redi::Error naming the file, or a clean decode.
+TEST(DataImages, FuzzRegressionsReplay) {
+  for (const auto& p : test::fuzz_regression_files("image-")) {
+    try {
+      const DecodedImage im = decode_image_file(p.string(), 3);
+      EXPECT_EQ(im.pixels.size(), std::size_t(im.h) * std::size_t(im.w) * 3u) << p;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
+  }
 }

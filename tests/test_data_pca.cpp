@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -343,4 +344,57 @@ TEST(DataFeatures, PatchPixelEncoderPipeline) {
   for (std::size_t i = 0; i < direct.size(); ++i) EXPECT_EQ(z[std::int64_t(i)], direct[i]);
   const Tensor<float> pre = dinov2_preprocess(b.images.view(), 14);
   EXPECT_EQ(pre.shape(), (Shape{2, 3, 14, 14}));
+}
+
+// Hostile files (issue 15): a NaN or Inf in a PCA or PC-normalisation file would silently poison
+// every feature projected with it; it is an error naming the file, the tensor and the index.
+TEST(DataPca, NonFiniteValuesAreErrors) {
+  const auto path = std::filesystem::temp_directory_path() / "redi_test_pca_nan.safetensors";
+  const int d = 3;
+  std::vector<float> mean = {0.f, 1.f, 2.f}, sd = {1.f, 1.f, 1.f}, pm = {0.f, 0.f, 0.f};
+  std::vector<float> comp = {1, 0, 0, 0, 1, 0}, ev = {2.f, 1.f};
+  auto write = [&] {
+    io::SafeTensorsWriter w;
+    w.add("feature_mean", Shape{d}, mean.data());
+    w.add("feature_std", Shape{d}, sd.data());
+    w.add("pca_mean", Shape{d}, pm.data());
+    w.add("components", Shape{2, d}, comp.data());
+    w.add("explained_variance", Shape{2}, ev.data());
+    w.write(path);
+  };
+  write();
+  EXPECT_EQ(load_pca(path).num_components, 2);
+  mean[1] = std::numeric_limits<float>::quiet_NaN();
+  write();
+  redi::test::expect_error([&] { load_pca(path); },
+                           {"redi_test_pca_nan.safetensors", "'feature_mean'[1] = nan is not finite"});
+  mean[1] = 1.f;
+  comp[4] = std::numeric_limits<float>::infinity();
+  write();
+  redi::test::expect_error([&] { load_pca(path); }, {"redi_test_pca_nan.safetensors", "'components'[4] = inf"});
+  // PC normalisation.
+  std::vector<float> m = {0.f, -std::numeric_limits<float>::infinity()}, s = {1.f, 2.f};
+  {
+    io::SafeTensorsWriter w;
+    w.add("pc_mean", Shape{2}, m.data());
+    w.add("pc_std", Shape{2}, s.data());
+    w.write(path);
+  }
+  redi::test::expect_error([&] { load_pc_normalization(path); },
+                           {"redi_test_pca_nan.safetensors", "'pc_mean'[1] = -inf is not finite"});
+  std::filesystem::remove(path);
+}
+
+// Fuzz findings (tests/data/fuzz/pca-*): each is a redi::Error naming the file, or a clean load.
+TEST(DataPca, FuzzRegressionsReplay) {
+  for (const auto& p : redi::test::fuzz_regression_files("pca-")) {
+    for (int which = 0; which < 2; ++which) {
+      try {
+        if (which == 0) load_pca(p);
+        else load_pc_normalization(p);
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+      }
+    }
+  }
 }

@@ -253,8 +253,10 @@ std::vector<std::pair<const char*, Pool2dGeometry>> pool_cases() {
 
 TEST(Pool2d, ForwardMatchesDirectLoopsAndGradientsMatchFiniteDifferences) {
   const int B = 2, C = 3, H = 7, W = 6;
-  for (const auto& [name, g] : pool_cases())
+  for (const auto& pc : pool_cases())
     for (bool max : {true, false}) {
+      const auto& name = pc.first;
+      const auto& g = pc.second;  // not a structured binding: the lambda below captures it (clang < 16)
       SCOPED_TRACE(std::string(name) + (max ? " max" : " avg"));
       auto x = uniform(std::int64_t(B) * C * H * W, 21);
       const auto ref = pool_direct(x, B, C, H, W, g, max);

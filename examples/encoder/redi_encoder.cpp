@@ -27,6 +27,7 @@
 #include "redi/train/cli.hpp"
 #include "redi/data/idx.hpp"
 #include "redi/data/splits.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/train/dino_training.hpp"
 #include "redi/train/encoder_training.hpp"
@@ -338,8 +339,7 @@ int cmd_eval(const Args& a) {
     std::cout << "[eval] wrote " << a.str("pc-png") << "\n";
   }
   if (a.has("json")) {
-    std::ofstream f(a.str("json"));
-    f << js.str() << "\n";
+    redi::io::write_file_atomic(a.str("json"), js.str() + "\n");
   }
   return 0;
 }

@@ -45,7 +45,11 @@ inline std::vector<std::uint8_t> load_crops(const std::vector<std::string>& file
 #pragma omp parallel for schedule(dynamic, 1)
   for (int i = 0; i < n; ++i) {
     try {
-      const auto im = redi::data::decode_image_file(files[std::size_t(i)], 3);
+      const auto im = redi::data::decode_image_file(files[std::size_t(i)], 3);  // PNG within ImageLimits
+      const redi::data::ImageLimits lim;
+      REDI_CHECK(double(std::max(im.h, im.w)) * S / double(std::min(im.h, im.w)) <= double(lim.max_side),
+                 files[std::size_t(i)], ": a ", im.h, "x", im.w, " image cropped to ", S,
+                 " would be scaled past ImageLimits::max_side = ", lim.max_side, " (aspect ratio too extreme)");
       const auto crop = redi::data::center_crop_adm(im.pixels.data(), im.h, im.w, 3, S);
       std::uint8_t* dst = out.data() + std::size_t(i) * copies * img;
       std::copy(crop.begin(), crop.end(), dst);

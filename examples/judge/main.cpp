@@ -19,6 +19,7 @@
 #include "redi/data/idx.hpp"
 #include "redi/data/splits.hpp"
 #include "redi/eval/judge.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/train/judge_training.hpp"
 
@@ -180,8 +181,7 @@ int cmd_eval(const Args& a, const std::string& samples_path) {
             << rep.summary();
   if (a.has("json")) {
     const fs::path out = a.str("json");
-    std::ofstream f(out);
-    REDI_CHECK(f && (f << rep.to_json() << "\n"), out.string(), ": cannot write the report");
+    redi::io::write_file_atomic(out, rep.to_json() + "\n");
     std::cout << "wrote " << out.string() << "\n";
   }
   return 0;

@@ -16,12 +16,16 @@
 // Outputs (in --out): samples.png, samples.npz (ADM evaluator format), metrics.jsonl,
 // checkpoint.safetensors, eval.json, and with --eval-every evals/step_N.npz along training, the
 // judge's FD at each in metrics.jsonl, and curves.png (losses and judge FD against steps).
+// Under mpirun -np W (docs/distributed.md): W data-parallel ranks train on batch / W each and
+// split the sampling by global index; rank 0 evaluates and writes every file; the result is
+// the one-process run's.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,14 +35,19 @@
 #include "redi/data/resample.hpp"
 #include "redi/data/splits.hpp"
 #include "redi/eval/judge.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/io/npz.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/eval/frechet.hpp"
 #include "redi/train/metrics_log.hpp"
 #include "redi/train/samples.hpp"
+#include "redi/train/distributed_sampling.hpp"
 #include "redi/train/trainer.hpp"
 #include "redi/viz/training_curves.hpp"
+#if REDI_QUICKSTART_HAVE_MPI
+#include "redi/dist/mpi.hpp"
+#endif
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -109,6 +118,9 @@ Everything is deterministic for a given thread count.
 
 double since(clk::time_point t) { return std::chrono::duration<double>(clk::now() - t).count(); }
 
+/// The ranks of this run (one process: dist::single()).
+redi::dist::Communicator* g_comm = &redi::dist::single();
+
 struct Run {
   bool plain = false, conditional = true, oracle = false;
   int r = 8, samples = 1000, sample_steps = 20, eval_samples = 500;
@@ -122,7 +134,7 @@ struct Run {
 /// all 0 when unconditional) and keeps their image channels; known_z [N, r, F, F] holds the
 /// features to condition on (the oracle) when non-null.
 redi::train::SampleImages draw_samples(Model& m, const Run& run, std::vector<int> labels, const float* known_z,
-                                       std::uint64_t seed, bool verbose) {
+                                       std::uint64_t seed, bool verbose, redi::dist::Communicator* comm = nullptr) {
   const redi::ModelConfig& mc = m.net().config();
   const std::size_t zper = std::size_t(mc.feature_channels) * mc.feature_grid() * mc.feature_grid();
   std::string g = run.guidance;
@@ -140,8 +152,9 @@ redi::train::SampleImages draw_samples(Model& m, const Run& run, std::vector<int
     else if (g == "rg") with.template operator()<redi::RepGuidance>();
     else with.template operator()<redi::Combine<redi::CFG<redi::VaeOnly>, redi::RepGuidance>>();
   };
-  return redi::train::sample_images(mc, std::move(labels), seed, draw, 125, verbose ? &std::cout : nullptr,
-                                    "[quickstart]");
+  // split over the ranks by global index; rank 0 gets all rows (the one-process bits)
+  return redi::train::sample_images_distributed(comm ? *comm : *g_comm, mc, std::move(labels), seed, draw, 125,
+                                                verbose ? &std::cout : nullptr, "[quickstart]");
 }
 
 /// uint8 NHWC pixels of the samples' image channel.
@@ -259,12 +272,15 @@ int run_main(const Args& a) {
 
   // the independent judge and its reference statistics (fails early when its weights are missing)
   redi::eval::Judge judge = redi::eval::Judge::load();
-  const redi::eval::ReferenceSet judge_ref = judge.reference(ref);
+  const redi::eval::ReferenceSet judge_ref = g_comm->is_root() ? judge.reference(ref) : redi::eval::ReferenceSet{};
   std::cout << "[quickstart] judge: " << judge.feature_space() << "\n";
 
-  // 2. encoder + PCA (the plain run needs the encoder too: the encoder-space FD)
+  // 2. encoder + PCA (the plain run needs the encoder too: the encoder-space FD); rank 0 fills
+  // the cache first, the other ranks then read it
   const auto t_enc = clk::now();
+  if (!g_comm->is_root()) g_comm->barrier();
   quickstart::Features feat = quickstart::encoder_and_pca(train, fset, std::cout);
+  if (g_comm->is_root()) g_comm->barrier();
   redi::data::TrainSet data = redi::data::TrainSet::from_images(train, "fashion-mnist-train-55k-32");
   data.num_classes = K;
   if (!run.conditional) std::fill(data.labels.begin(), data.labels.end(), 0);
@@ -311,6 +327,8 @@ int run_main(const Args& a) {
   tc.out_dir = out.string();
   tc.eval_every = run.eval_every;
   tc.max_seconds = std::max(30.0, minutes * 60.0 - since(t_start) - sample_est);
+  tc.max_seconds = redi::dist::broadcast_value(*g_comm, tc.max_seconds);  // rank 0's budget everywhere
+  tc.comm = g_comm;
   std::cout << "[quickstart] training budget " << redi::train::format_duration(tc.max_seconds) << " (sampling "
             << n_sampled << " images estimated at " << redi::train::format_duration(sample_est) << ")\n";
   fs::create_directories(out);
@@ -319,7 +337,8 @@ int run_main(const Args& a) {
     trainer.set_eval_fn([&](Model& m, std::int64_t step, redi::train::JsonObject& rec) {
       const auto te = clk::now();
       const std::vector<int> y = balanced_labels(run.eval_samples, K);
-      const auto gen = draw_samples(m, run, y, nullptr, run.seed + 1, false);
+      // rank 0 alone evaluates during training: one process draws
+      const auto gen = draw_samples(m, run, y, nullptr, run.seed + 1, false, &redi::dist::single());
       char name[48];
       std::snprintf(name, sizeof name, "step_%07lld.npz", (long long)step);
       fs::create_directories(out / "evals");
@@ -341,7 +360,7 @@ int run_main(const Args& a) {
     trainer.run();
   }
   const double train_s = since(t_train);
-  if (run.eval_every > 0 && !a.has("from")) {
+  if (run.eval_every > 0 && !a.has("from") && g_comm->is_root()) {
     redi::viz::CurvesOptions co;
     co.title = std::string(run.plain ? "plain SiT" : "ReDi SiT") + (run.conditional ? ", conditional" : ", unconditional");
     for (const char* k : {"loss", "mse_x", "mse_z", "judge_fd"})
@@ -355,7 +374,9 @@ int run_main(const Args& a) {
   const auto t_sample = clk::now();
   const auto gen = draw_samples(model, run, labels, nullptr, run.seed + 1, true);
   const double sample_s = since(t_sample);
-  const auto u8 = redi::train::write_samples(out, gen, 1000, 50);  // samples.npz, samples.png
+  if (!g_comm->is_root() && !run.oracle) return 0;  // rank 0 evaluates and writes
+  const auto u8 = g_comm->is_root() ? redi::train::write_samples(out, gen, 1000, 50)  // samples.npz, samples.png
+                                    : std::vector<std::uint8_t>{};
 
   // 4b. oracle: the image channel sampled with the features held to those of real reference images
   if (run.oracle) {
@@ -370,7 +391,9 @@ int run_main(const Args& a) {
     std::vector<int> yo(static_cast<std::size_t>(n), 0);
     if (run.conditional)
       for (int i = 0; i < n; ++i) yo[std::size_t(i)] = ref.labels[std::size_t(i)];
-    const auto ou8 = to_u8(draw_samples(model, run, yo, z.data(), run.seed + 1, true));
+    const auto ogen = draw_samples(model, run, yo, z.data(), run.seed + 1, true);
+    if (!g_comm->is_root()) return 0;
+    const auto ou8 = to_u8(ogen);
     redi::io::save_sample_npz(out / "oracle_samples.npz", ou8.data(), n, 32, 32, 1, yo.data());
     redi::io::write_png(out / "oracle_samples.png", redi::io::make_grid(ou8.data(), std::min(n, 1000), 32, 32, 1, 50));
   }
@@ -421,13 +444,23 @@ int run_main(const Args& a) {
 #if defined(_OPENMP)
   ev.add("threads", omp_get_max_threads());
 #endif
-  std::ofstream(out / "eval.json") << ev.str() << "\n";
+  redi::io::write_file_atomic(out / "eval.json", ev.str() + "\n");  // checked, atomic
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+#if REDI_QUICKSTART_HAVE_MPI
+  // under mpirun / srun: data-parallel ranks; started directly: one process, MPI untouched
+  std::optional<redi::dist::MpiRuntime> mpi_runtime;
+  std::optional<redi::dist::Mpi> world;
+  if (redi::dist::MpiRuntime::launched()) mpi_runtime.emplace(argc, argv), world.emplace();
+  if (world && world->size() > 1) {
+    g_comm = &*world;
+    if (world->rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
+  }
+#endif
   return redi::cli::run_main("redi_quickstart", [&] {
     const Args a(argc, argv,
                  {"steps", "minutes", "batch", "width", "depth", "heads", "patch", "lr", "lambda-z", "p-drop", "ema",

@@ -64,6 +64,30 @@ TEST(RediSample, OfficialCheckpointConfigInference) {
   expect_error([&] { (void)infer_model_config(src, "nope.", {}); }, {"tiny_sit_official.pt", "nope.x_embedder.proj.weight"});
 }
 
+TEST(RediSample, OfficialSeparateLearnedSigmaLayout) {
+  // the parity fixture's DiT + ReDi Separate with learned sigma, official names under "model."
+  const std::string f = test_data_path("parity/dit_separate_ddpm_sigma.safetensors").string();
+  const auto src = io::SafeTensorsFile::open(f);
+  EXPECT_EQ(state_dict_prefix(src), "model.");
+  const auto m = infer_model_config(src, "model.", {.heads = 2});
+  EXPECT_TRUE(m.has_z_embedder);
+  EXPECT_FALSE(m.cfg.own_feature_grid());
+  EXPECT_EQ(m.cfg.image_channels, 4);
+  EXPECT_EQ(m.cfg.feature_channels, 3);
+  EXPECT_TRUE(m.cfg.learn_sigma);
+  EXPECT_EQ(m.cfg.input_size, 8);
+  EXPECT_EQ(m.cfg.depth, 2);
+  EXPECT_EQ(m.cfg.num_classes, 5);
+  TempDir d("redi_sample_sep");
+  const std::string args = "--ckpt " + f + " --vae " + vae() + kVaeFlags + " --heads 2 --num-samples 2 --sampler ddim" +
+                           " --sample-steps 3 --guidance cfg+rg --out " + (d / "o").string();
+  EXPECT_EQ(sh(args, d / "l.log"), 2) << slurp(d / "l.log");  // learned sigma needs --backbone dit
+  EXPECT_NE(slurp(d / "l.log").find("--backbone dit"), std::string::npos) << slurp(d / "l.log");
+  ASSERT_EQ(sh(args + " --backbone dit", d / "l2.log"), 0) << slurp(d / "l2.log");
+  EXPECT_NE(slurp(d / "l2.log").find("dit/separate"), std::string::npos);
+  EXPECT_EQ(io::NpzFile::open(d / "o" / "samples.npz").info("arr_0").shape, (std::vector<std::int64_t>{2, 32, 32, 3}));
+}
+
 TEST(RediSample, EndToEndNpzAndResume) {
   TempDir d("redi_sample_e2e");
   const fs::path a = d / "a", b = d / "b";

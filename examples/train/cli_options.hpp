@@ -46,6 +46,8 @@ struct CliOptions {
   std::string guidance = "cfg";           // none | cfg | cfg-joint | rg | cfg+rg
   double cfg_scale = 1.5, rg_scale = 1.5;
   int num_samples = 0, grid = 64;
+  // ranks (mpirun -np W redi_train ...): nullptr = one process (docs/distributed.md)
+  redi::dist::Communicator* comm = nullptr;
 };
 
 /// --depth/--width/--heads/--patch (overriding the preset already in c.model), --r (0..max_r,

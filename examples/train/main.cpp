@@ -1,10 +1,14 @@
 // redi_train — train a ReDi (or plain) DiT/SiT on Fashion-MNIST, CIFAR-10 or an image folder,
 // in pixel space, on the CPU; see --help and docs/training.md.
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "redi/train/cli.hpp"
 #include "cli_options.hpp"
+#if REDI_TRAIN_HAVE_MPI
+#include "redi/dist/mpi.hpp"
+#endif
 
 namespace {
 
@@ -36,6 +40,9 @@ Sampling (grids during training, and --num-samples at the end -> samples.npz, AD
   --sample-steps N     (default: sde 250, euler/heun 50, ddpm 250, ddim 50)
   --guidance G         none | cfg | cfg-joint | rg | cfg+rg (default cfg; rg needs --r > 0)
   --cfg X (1.5)  --rg X (1.5)  --num-samples N (0)  --grid N (64 images per PNG grid)
+Ranks: mpirun -np W redi_train ... (or srun) trains data-parallel: --batch is the global batch
+  (a multiple of W), rank 0 logs and writes the files, the result is the one-process run's
+  (docs/distributed.md).
   --help
 Exit status: 0 done, 1 error (message names the file/step), 2 usage error.
 )";
@@ -105,6 +112,13 @@ CliOptions parse(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if REDI_TRAIN_HAVE_MPI
+  // Under mpirun / srun: one rank per process, data-parallel (docs/distributed.md). Started
+  // directly: one process, MPI untouched.
+  std::optional<redi::dist::MpiRuntime> mpi_runtime;
+  std::optional<redi::dist::Mpi> world;
+  if (redi::dist::MpiRuntime::launched()) mpi_runtime.emplace(argc, argv), world.emplace();
+#endif
   return redi::cli::run_main("redi_train", [&] {
     const Args a(argc, argv,
                  {"dataset", "data-dir", "image-size", "channels", "r", "features", "encoder-steps", "backbone",
@@ -119,7 +133,17 @@ int main(int argc, char** argv) {
     }
     CliOptions c = parse(a);
     redi::cli::apply_threads_flag(a);
+#if REDI_TRAIN_HAVE_MPI
+    if (world && world->size() > 1) {
+      c.comm = &*world;
+      if (world->rank() != 0) std::cout.setstate(std::ios::failbit);  // one console: rank 0's
+    }
+#endif
+    // rank 0 prepares the data first and caches the encoder / PCA in --out; the other ranks
+    // then load the same files (the same z bits as rank 0's)
+    if (c.comm && c.comm->rank() != 0) c.comm->barrier();
     redi::data::TrainSet data = redi_examples::prepare_data(c);
+    if (c.comm && c.comm->rank() == 0) c.comm->barrier();
     c.model.num_classes = data.num_classes;
     return c.backbone == "sit" ? redi_examples::run_sit(c, data) : redi_examples::run_dit(c, data);
   });

@@ -9,6 +9,7 @@
 
 #include "cli_options.hpp"
 #include "redi/io/safetensors.hpp"
+#include "redi/train/distributed_sampling.hpp"
 #include "redi/train/samples.hpp"
 
 namespace redi_examples {
@@ -61,6 +62,7 @@ int run_training(const CliOptions& c, const redi::data::TrainSet& data,
   tc.log_every = c.log_every; tc.sample_every = c.sample_every; tc.ckpt_every = c.ckpt_every;
   tc.out_dir = c.out; tc.max_seconds = c.max_minutes * 60.0;
   tc.grid_samples = c.grid; tc.grid_cols = std::max(1, std::min(c.grid, 8));
+  tc.comm = c.comm;  // data-parallel ranks: each trains on batch / W, rank 0 writes the files
   redi::train::Trainer<Model> trainer(model, data, tc, &std::cout);
   const auto sample = make_sample_fn<Model>(c);
   trainer.set_sample_fn(sample);
@@ -72,9 +74,12 @@ int run_training(const CliOptions& c, const redi::data::TrainSet& data,
   if (c.num_samples > 0) {
     std::vector<int> labels(static_cast<std::size_t>(c.num_samples));
     for (int i = 0; i < c.num_samples; ++i) labels[std::size_t(i)] = i % data.num_classes;
-    const redi::train::SampleImages s = redi::train::sample_images(
-        c.model, std::move(labels), c.train.seed + 1,
+    // split over the ranks by global index, merged on rank 0 (the same bits as one process)
+    redi::dist::Communicator& comm = c.comm ? *c.comm : redi::dist::single();
+    const redi::train::SampleImages s = redi::train::sample_images_distributed(
+        comm, c.model, std::move(labels), c.train.seed + 1,
         [&](float* out, const redi::SampleRequest& req) { sample(model, out, req); }, 100, &std::cout, "[redi_train]");
+    if (comm.rank() != 0) return 0;
     if (s.c != 1 && s.c != 3) {  // VAE latents: no picture here; decode them with the VAE
       std::vector<std::int32_t> lab(s.labels.begin(), s.labels.end());
       redi::io::SafeTensorsWriter w;

@@ -10,12 +10,14 @@
 #pragma once
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "redi/core/checked.hpp"
 #include "redi/core/error.hpp"
 #include "redi/data/dataset.hpp"
 
@@ -27,66 +29,95 @@ struct IdxArray {
   std::vector<std::uint8_t> data;
 };
 
-namespace detail {
+/// Most data bytes read_idx accepts by default (2 GiB: Fashion-MNIST's train images are 47 MB).
+inline constexpr std::uint64_t kMaxIdxBytes = std::uint64_t(1) << 31;
 
-/// Whole (decompressed) contents of `path`; redi::Error naming the file on any failure,
-/// including a corrupt or truncated gzip stream.
-inline std::vector<std::uint8_t> read_maybe_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  REDI_CHECK(f != nullptr, path, ": cannot open");
-  std::vector<std::uint8_t> out;
-  std::vector<std::uint8_t> buf(1 << 20);
-  for (;;) {
-    const int got = gzread(f, buf.data(), unsigned(buf.size()));
-    if (got < 0) {
-      int errnum = 0;
-      std::string msg = gzerror(f, &errnum);
-      gzclose(f);
-      REDI_FAIL(path, ": read error (", msg, ")");
-    }
-    if (got == 0) break;
-    out.insert(out.end(), buf.begin(), buf.begin() + got);
-  }
-  // gzread returns 0 at a truncated gzip member's end without an error on some zlib versions;
-  // gzclose_r reports Z_BUF_ERROR ("unexpected end of file") in that case.
-  const int rc = gzclose(f);
-  REDI_CHECK(rc == Z_OK, path, ": truncated or corrupt gzip stream (zlib code ", rc, ")");
-  return out;
-}
+namespace detail {
 
 inline std::uint32_t be32(const std::uint8_t* p) {
   return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
 }
 
+/// A gzip (or plain) file read in pieces, never more than asked for: the caller decides how much
+/// to inflate from what it has already validated. Errors name the file.
+class GzReader {
+public:
+  explicit GzReader(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
+    REDI_CHECK(f_ != nullptr, path, ": cannot open");
+  }
+  ~GzReader() { if (f_) gzclose(f_); }
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+
+  /// Appends up to n bytes to `out` (fewer only at the end of the stream); returns the count.
+  std::size_t read(std::vector<std::uint8_t>& out, std::uint64_t n) {
+    std::size_t total = 0;
+    while (n > 0) {
+      const unsigned chunk = unsigned(std::min<std::uint64_t>(n, 1u << 20));
+      const std::size_t at = out.size();
+      out.resize(at + chunk);  // grows with what arrives, not with what the header claims
+      const int got = gzread(f_, out.data() + at, chunk);
+      if (got < 0) {
+        int errnum = 0;
+        std::string msg = gzerror(f_, &errnum);
+        REDI_FAIL(path_, ": read error (", msg, ")");
+      }
+      out.resize(at + std::size_t(got));
+      total += std::size_t(got);
+      n -= std::uint64_t(got);
+      if (got == 0) break;
+    }
+    return total;
+  }
+  /// Closes the stream; a truncated or corrupt gzip stream is an error here at the latest
+  /// (gzread returns 0 at a truncated member's end on some zlib versions; gzclose_r reports it).
+  void close() {
+    const int rc = gzclose(f_);
+    f_ = nullptr;
+    REDI_CHECK(rc == Z_OK, path_, ": truncated or corrupt gzip stream (zlib code ", rc, ")");
+  }
+
+private:
+  std::string path_;
+  gzFile f_;
+};
+
 }  // namespace detail
 
 /// Reads a ubyte IDX file (optionally gzip-compressed). `expected_rank` > 0 checks the rank.
 /// Every problem (missing file, bad magic, other element type, wrong rank, truncated or
-/// over-long data) throws redi::Error naming the file.
-inline IdxArray read_idx(const std::string& path, int expected_rank = 0) {
-  const std::vector<std::uint8_t> bytes = detail::read_maybe_gz(path);
-  REDI_CHECK(bytes.size() >= 4, path, ": not an IDX file (", bytes.size(), " bytes, no magic number)");
-  REDI_CHECK(bytes[0] == 0 && bytes[1] == 0, path, ": bad IDX magic number 0x", std::hex,
-             detail::be32(bytes.data()), std::dec, " (expected 0x0000TTRR)");
-  REDI_CHECK(bytes[2] == 0x08, path, ": IDX element type 0x", std::hex, int(bytes[2]), std::dec,
+/// over-long data, a header claiming more than `max_bytes`) throws redi::Error naming the file.
+/// The header is read and checked first; the data are then inflated only up to the size the
+/// header implies (plus one byte to detect trailing data), so a small gzip bomb cannot make
+/// this allocate more than the validated size.
+inline IdxArray read_idx(const std::string& path, int expected_rank = 0,
+                         std::uint64_t max_bytes = kMaxIdxBytes) {
+  detail::GzReader in(path);
+  std::vector<std::uint8_t> head;
+  in.read(head, 4);
+  REDI_CHECK(head.size() >= 4, path, ": not an IDX file (", head.size(), " bytes, no magic number)");
+  REDI_CHECK(head[0] == 0 && head[1] == 0, path, ": bad IDX magic number 0x", std::hex,
+             detail::be32(head.data()), std::dec, " (expected 0x0000TTRR)");
+  REDI_CHECK(head[2] == 0x08, path, ": IDX element type 0x", std::hex, int(head[2]), std::dec,
              " is not unsigned byte (0x08)");
-  const int rank = bytes[3];
+  const int rank = head[3];
   REDI_CHECK(rank >= 1, path, ": IDX rank 0");
   REDI_CHECK(expected_rank <= 0 || rank == expected_rank, path, ": IDX rank ", rank, " (magic 0x",
-             std::hex, detail::be32(bytes.data()), std::dec, "), expected ", expected_rank);
+             std::hex, detail::be32(head.data()), std::dec, "), expected ", expected_rank);
   const std::size_t header = 4 + 4 * std::size_t(rank);
-  REDI_CHECK(bytes.size() >= header, path, ": truncated IDX header");
+  in.read(head, header - 4);
+  REDI_CHECK(head.size() >= header, path, ": truncated IDX header");
   IdxArray a;
   std::uint64_t count = 1;
   for (int i = 0; i < rank; ++i) {
-    a.dims.push_back(detail::be32(bytes.data() + 4 + 4 * i));
-    count *= a.dims.back();
-    REDI_CHECK(count < (std::uint64_t(1) << 40), path, ": IDX extents too large");
+    a.dims.push_back(detail::be32(head.data() + 4 + 4 * i));
+    REDI_CHECK(checked::mul<std::uint64_t>(count, a.dims.back(), count) && count <= max_bytes, path,
+               ": IDX extents claim more than ", max_bytes, " bytes (the limit)");
   }
-  const std::uint64_t have = bytes.size() - header;
+  const std::uint64_t have = in.read(a.data, count + 1);
+  in.close();
   REDI_CHECK(have >= count, path, ": truncated IDX data (", have, " bytes, ", count, " expected)");
-  REDI_CHECK(have == count, path, ": ", have - count, " trailing bytes after the IDX data");
-  a.data.assign(bytes.begin() + std::ptrdiff_t(header), bytes.end());
+  REDI_CHECK(have == count, path, ": trailing bytes after the IDX data");
   return a;
 }
 

@@ -8,6 +8,16 @@
 // (libstb-dev: header /usr/include/stb/stb_image.h, library libstb.so, `-lstb`), or, without
 // libstb, define STB_IMAGE_IMPLEMENTATION in exactly ONE .cpp of your program before including
 // <stb_image.h> (or this header).
+//
+// WHAT IS DECODED (docs/security.md): PNG only. The file's signature decides, not its name;
+// stb_image's other decoders are never reached. JPEG is refused: the stb_image 2.27 that Debian
+// ships (libstb 0.0~git20220908) has a known out-of-bounds write on crafted JPEG Huffman tables,
+// and a reader of files from strangers must not hand them to it (convert JPEGs to PNG, e.g.
+// `mogrify -format png *.jpg`). Before decoding, stbi_info reads the PNG header and the
+// dimensions are checked against ImageLimits (side and pixel count), so a 3 KB PNG claiming
+// 1x1M pixels is an error, not gigabytes of allocation; the decoded size must then match.
+// stb's PNG decoder itself is fuzzed in tests/fuzz (fuzz_image, stb compiled with the
+// sanitizers).
 #pragma once
 #if __has_include(<stb/stb_image.h>)
 #include <stb/stb_image.h>
@@ -51,27 +61,57 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-/// Decodes an image from memory into `channels` channels (1: grey, 3: RGB, 4: RGBA; stb
-/// converts). `what` names the image in errors (the file path).
-inline DecodedImage decode_image(const std::uint8_t* data, std::size_t size, int channels, const std::string& what) {
+/// Bounds on a decoded image, checked from the file's header before decoding.
+struct ImageLimits {
+  int max_side = 16384;                             ///< width and height at most this
+  std::int64_t max_pixels = std::int64_t(1) << 26;  ///< width * height at most this (64 Mpx)
+};
+
+/// Whether `data` starts with the PNG signature.
+inline bool is_png(const std::uint8_t* data, std::size_t size) {
+  static const std::uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  return size >= 8 && std::equal(sig, sig + 8, data);
+}
+
+/// Decodes a PNG from memory into `channels` channels (1: grey, 3: RGB, 4: RGBA; stb
+/// converts). `what` names the image in errors (the file path). Anything but a PNG within
+/// `limits` is a redi::Error (see the header comment for why JPEG is refused).
+inline DecodedImage decode_image(const std::uint8_t* data, std::size_t size, int channels, const std::string& what,
+                                 const ImageLimits& limits = {}) {
   REDI_CHECK(channels >= 1 && channels <= 4, what, ": cannot decode to ", channels, " channels");
   REDI_CHECK(size > 0 && size < std::size_t(1) << 31, what, ": ", size, " bytes is not a decodable image size");
+  if (!is_png(data, size)) {
+    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+      REDI_FAIL(what, ": JPEG images are not decoded (the stb_image 2.27 JPEG decoder has a known "
+                "out-of-bounds write on crafted files; convert the images to PNG)");
+    REDI_FAIL(what, ": not a PNG file (only PNG images are decoded)");
+  }
   int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(data, int(size), &w, &h, &comp)) {
+    const char* why = stbi_failure_reason();
+    REDI_FAIL(what, ": cannot decode image (bad PNG header: ", why ? why : "unknown stb_image error", ")");
+  }
+  REDI_CHECK(w > 0 && h > 0 && w <= limits.max_side && h <= limits.max_side &&
+                 std::int64_t(w) * std::int64_t(h) <= limits.max_pixels,
+             what, ": image is ", w, "x", h, " pixels; the limits are ", limits.max_side, " per side and ",
+             limits.max_pixels, " in all (ImageLimits)");
+  const int iw = w, ih = h;
   std::unique_ptr<stbi_uc, void (*)(void*)> px(
       stbi_load_from_memory(data, int(size), &w, &h, &comp, channels), stbi_image_free);
   if (!px) {
     const char* why = stbi_failure_reason();
     REDI_FAIL(what, ": cannot decode image (", why ? why : "unknown stb_image error", ")");
   }
+  REDI_CHECK(w == iw && h == ih, what, ": decoded size ", w, "x", h, " differs from the header's ", iw, "x", ih);
   DecodedImage im;
   im.h = h, im.w = w, im.c = channels, im.file_channels = comp;
   im.pixels.assign(px.get(), px.get() + std::size_t(h) * std::size_t(w) * std::size_t(channels));
   return im;
 }
 
-inline DecodedImage decode_image_file(const std::string& path, int channels = 3) {
+inline DecodedImage decode_image_file(const std::string& path, int channels = 3, const ImageLimits& limits = {}) {
   const auto bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), channels, path);
+  return decode_image(bytes.data(), bytes.size(), channels, path, limits);
 }
 
 /// Options of load_image_folder.
@@ -79,7 +119,9 @@ struct ImageFolderOptions {
   int channels = 3;     ///< decode to 1 (grey) or 3 (RGB)
   int image_size = 0;   ///< > 0: ADM center crop every image to size x size (center_crop_adm);
                         ///< 0: images are kept as they are and must all have one size
-  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg"};  ///< case-insensitive
+  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg"};  ///< case-insensitive (JPEGs are refused
+                                                                    ///< with an error naming them)
+  ImageLimits limits;   ///< per image, checked before decoding
 };
 
 /// The files of a class-per-folder image tree, without decoding them.
@@ -138,10 +180,15 @@ inline ImageDataset load_image_folder(const std::string& root, const ImageFolder
   ds.source = root;
   for (std::size_t i = 0; i < list.files.size(); ++i) {
     const std::string& f = list.files[i];
-    DecodedImage im = decode_image_file(f, opt.channels);
+    DecodedImage im = decode_image_file(f, opt.channels, opt.limits);
     std::vector<std::uint8_t> px;
     int h = im.h, w = im.w;
     if (opt.image_size > 0) {
+      // The crop first scales the short side to image_size: bound the long side it makes.
+      const double long_side = double(std::max(h, w)) * opt.image_size / double(std::min(h, w));
+      REDI_CHECK(opt.image_size <= opt.limits.max_side && long_side <= double(opt.limits.max_side), f,
+                 ": a ", h, "x", w, " image center-cropped to ", opt.image_size,
+                 " would be scaled past ImageLimits::max_side = ", opt.limits.max_side, " (aspect ratio too extreme)");
       px = center_crop_adm(im.pixels.data(), im.h, im.w, im.c, opt.image_size);
       h = w = opt.image_size;
     } else {

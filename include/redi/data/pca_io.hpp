@@ -6,6 +6,7 @@
 // A PC-normalisation file (optional, kept apart so PCA files stay interchangeable) has
 //   pc_mean [r], pc_std [r].
 #pragma once
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -15,6 +16,15 @@
 #include "redi/io/safetensors.hpp"
 
 namespace redi::data {
+
+namespace detail {
+/// Throws unless every value of tensor `key` is finite (a NaN or Inf in a PCA file would poison
+/// every feature it projects, silently).
+inline void require_finite(const std::vector<float>& v, const std::string& what, const char* key) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    REDI_CHECK(std::isfinite(v[i]), what, ": '", key, "'[", i, "] = ", v[i], " is not finite");
+}
+}  // namespace detail
 
 inline void save_pca(const std::filesystem::path& path, const Pca& p,
                      const std::map<std::string, std::string>& metadata = {}) {
@@ -40,6 +50,7 @@ inline Pca load_pca(const std::filesystem::path& path, int max_components = 0) {
   REDI_CHECK(cs.size() == 2 && cs[0] > 0 && cs[1] > 0, what, ": 'components' has shape ", io::shape_str(cs),
              ", expected [K, D]");
   const std::int64_t K = cs[0], D = cs[1];
+  REDI_CHECK(D <= (1 << 20), what, ": 'components' has ", D, " columns (at most 2^20 feature dimensions)");
   REDI_CHECK(K <= D, what, ": 'components' has more rows (", K, ") than columns (", D, ")");
   Pca p;
   p.dim = int(D);
@@ -49,6 +60,11 @@ inline Pca load_pca(const std::filesystem::path& path, int max_components = 0) {
   p.components = f.read<float>("components", Shape{K, D});
   p.explained_variance = f.read<float>("explained_variance", Shape{K});
   p.num_components = int(K);
+  detail::require_finite(p.feature_mean, what, "feature_mean");
+  detail::require_finite(p.feature_std, what, "feature_std");
+  detail::require_finite(p.pca_mean, what, "pca_mean");
+  detail::require_finite(p.components, what, "components");
+  detail::require_finite(p.explained_variance, what, "explained_variance");
   if (max_components > 0 && max_components < K) {
     p.num_components = max_components;
     p.components.resize(std::size_t(max_components) * std::size_t(D));
@@ -79,6 +95,8 @@ inline PcNormalization load_pc_normalization(const std::filesystem::path& path) 
   PcNormalization n;
   n.mean = f.read<float>("pc_mean", Shape{s[0]});
   n.std = f.read<float>("pc_std", Shape{s[0]});
+  detail::require_finite(n.mean, what, "pc_mean");
+  detail::require_finite(n.std, what, "pc_std");
   for (std::size_t k = 0; k < n.std.size(); ++k)
     REDI_CHECK(n.std[k] > 0.f, what, ": pc_std[", k, "] = ", n.std[k], " (must be positive)");
   return n;

@@ -1,13 +1,17 @@
 // redi/io/common.hpp — what the weight-file readers share: tensor descriptions, a read-only
 // file image (mmap on POSIX, read() otherwise), element conversion between file dtypes and
-// host types, and the TensorSource concept that SafeTensorsFile and TorchCheckpoint satisfy.
+// host types, the TensorSource concept that SafeTensorsFile and TorchCheckpoint satisfy, and
+// the limits every reader applies to what a file claims (docs/security.md).
 #pragma once
 #include <cerrno>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <new>
 #include <memory>
 #include <span>
 #include <sstream>
@@ -15,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "redi/core/checked.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/core/error.hpp"
 #include "redi/core/tensor.hpp"
@@ -29,6 +34,10 @@
 
 namespace redi::io {
 
+/// Most elements one tensor/array of any file may claim (2^40: 4 TiB of F32). A file claiming
+/// more is an error before anything is allocated; readers also check that the data exist.
+inline constexpr std::int64_t kMaxTensorElements = std::int64_t(1) << 40;
+
 /// One tensor of a weight file as the file describes it.
 struct TensorInfo {
   std::string dtype_name;            ///< as spelled in the file ("F32", "BOOL", "torch.FloatStorage")
@@ -37,9 +46,12 @@ struct TensorInfo {
   std::vector<std::int64_t> shape;   ///< any rank (rank 0 = scalar)
   std::uint64_t begin = 0, end = 0;  ///< safetensors only: byte range in the data buffer
 
+  /// Element count (readers validate shapes at open, so this never overflows for their
+  /// TensorInfos; -1 for a shape whose product does not fit, e.g. one built by hand).
   std::int64_t numel() const {
     std::int64_t n = 1;
-    for (auto d : shape) n *= d;
+    for (auto d : shape)
+      if (d < 0 || !checked::mul(n, d, n)) return -1;
     return n;
   }
 };
@@ -237,9 +249,23 @@ inline void check_read(const std::string& label, std::string_view name, const Te
   if (expected && !shape_equal(ti.shape, *expected))
     REDI_FAIL(label, ": tensor '", name, "' has shape ", shape_str(ti.shape), ", expected ",
               expected->str());
-  if (std::int64_t(n) != ti.numel())
+  if (ti.numel() < 0 || std::int64_t(n) != ti.numel())
     REDI_FAIL(label, ": tensor '", name, "' has ", ti.numel(), " elements (shape ",
               shape_str(ti.shape), "), destination holds ", n);
+}
+
+/// A vector of n elements of T; allocation failure is a redi::Error naming `what` (a tensor of a
+/// file), never std::bad_alloc.
+template <class T, class... What>
+std::vector<T> allocate_elements(std::size_t n, What&&... what) {
+  if (n > std::vector<T>().max_size())
+    REDI_FAIL(std::forward<What>(what)..., ": ", n, " elements cannot be allocated");
+  try {
+    return std::vector<T>(n);
+  } catch (const std::bad_alloc&) {
+    REDI_FAIL(std::forward<What>(what)..., ": cannot allocate ", n, " elements of ", sizeof(T),
+              " bytes (out of memory)");
+  }
 }
 
 /// The read overloads SafeTensorsFile and TorchCheckpoint share (CRTP), built on the derived
@@ -256,7 +282,9 @@ public:
   /// Reads a whole tensor, any shape.
   template <Storable T>
   std::vector<T> read(std::string_view name) const {
-    std::vector<T> v(std::size_t(self().info(name).numel()));
+    const TensorInfo& t = self().info(name);
+    check_read<T>(self().label(), name, t, std::size_t(t.numel()), nullptr);
+    auto v = allocate_elements<T>(std::size_t(t.numel()), self().label(), ": tensor '", name, "'");
     self().template read_into<T>(name, std::span<T>(v));
     return v;
   }
@@ -265,7 +293,7 @@ public:
   std::vector<T> read(std::string_view name, const Shape& expected) const {
     const TensorInfo& t = self().info(name);
     check_read<T>(self().label(), name, t, std::size_t(t.numel()), &expected);
-    std::vector<T> v(std::size_t(t.numel()));
+    auto v = allocate_elements<T>(std::size_t(t.numel()), self().label(), ": tensor '", name, "'");
     self().template read_into<T>(name, std::span<T>(v), &expected);
     return v;
   }
@@ -273,6 +301,24 @@ public:
 private:
   const Derived& self() const { return static_cast<const Derived&>(*this); }
 };
+
+/// Metadata value `key` of file `file` (e.g. a checkpoint's "redi.step") as an integer in
+/// [lo, hi]: absent, not a plain decimal integer, or out of range is a redi::Error naming the file
+/// and the key.
+inline std::int64_t metadata_int(const std::map<std::string, std::string>& md, const std::string& key,
+                                 const std::string& file, std::int64_t lo, std::int64_t hi) {
+  auto it = md.find(key);
+  if (it == md.end()) REDI_FAIL(file, ": metadata has no '", key, "'");
+  const std::string& s = it->second;
+  std::int64_t v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec == std::errc::result_out_of_range || (r.ec == std::errc() && r.ptr == s.data() + s.size() &&
+                                                 (v < lo || v > hi)))
+    REDI_FAIL(file, ": metadata '", key, "' = \"", s.substr(0, 64), "\" is outside [", lo, ", ", hi, "]");
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || s.empty())
+    REDI_FAIL(file, ": metadata '", key, "' = \"", s.substr(0, 64), "\" is not an integer");
+  return v;
+}
 
 /// A readable collection of named tensors (SafeTensorsFile, TorchCheckpoint). `read_into`
 /// converts (see convertible_from) and checks the element count; `label` names the file.

@@ -5,12 +5,18 @@
 // control characters in strings, lone UTF-16 surrogates rejected, duplicate object keys
 // rejected, nothing but whitespace after the value, nesting depth <= 128.
 // Numbers keep their source text, so 64-bit integers (data offsets) are read exactly.
+//
+// Hostile documents (docs/security.md): work is linear in the text (the duplicate-key check
+// hashes each object's keys once), and memory is bounded by json::Limits: at most max_values
+// values (each ~90 bytes, whatever the text spends on it) and max_depth nesting levels. The
+// parser recurses once per nesting level, so max_depth also bounds the stack.
 #pragma once
 #include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -74,12 +80,18 @@ private:
   std::vector<std::pair<std::string, Value>> obj_;
 };
 
+/// What one document may cost. Defaults hold a safetensors header of ~200k tensors.
+struct Limits {
+  std::size_t max_depth = 128;          ///< nesting levels of arrays/objects
+  std::size_t max_values = 1u << 21;    ///< values in the document (scalars and containers)
+};
+
 class Parser {
 public:
   /// `what` names the document in errors (e.g. "model.safetensors header"); `base` is added to
   /// offsets so that they are file offsets.
-  Parser(std::string_view text, std::string what, std::size_t base)
-      : t_(text), what_(std::move(what)), base_(base) {}
+  Parser(std::string_view text, std::string what, std::size_t base, Limits limits = {})
+      : t_(text), what_(std::move(what)), base_(base), lim_(limits) {}
 
   Value parse_document() {
     ws();
@@ -93,7 +105,8 @@ private:
   std::string_view t_;
   std::string what_;
   std::size_t base_;
-  std::size_t p_ = 0;
+  Limits lim_;
+  std::size_t p_ = 0, values_ = 0;
 
   static std::string printable(char c) {
     auto u = static_cast<unsigned char>(c);
@@ -115,8 +128,29 @@ private:
     p_ += w.size();
   }
 
-  Value value(int depth) {
-    if (depth > 128) fail("nesting deeper than 128");
+  /// Throws at the first key that repeats an earlier one of `v` (keys_at: their offsets).
+  void check_duplicates(const Value& v, const std::vector<std::size_t>& keys_at) {
+    const auto& o = v.obj_;
+    auto dup = [&](std::size_t i) {
+      p_ = keys_at[i];
+      fail("duplicate key \"", o[i].first, "\"");
+    };
+    if (o.size() <= 8) {  // small objects (the usual case): no hashing
+      for (std::size_t i = 1; i < o.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+          if (o[i].first == o[j].first) dup(i);
+      return;
+    }
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(o.size());
+    for (std::size_t i = 0; i < o.size(); ++i)
+      if (!seen.insert(o[i].first).second) dup(i);
+  }
+
+  Value value(std::size_t depth) {
+    if (depth > lim_.max_depth) fail("nesting deeper than ", lim_.max_depth);
+    if (++values_ > lim_.max_values)
+      fail("more than ", lim_.max_values, " values (json::Limits::max_values)");
     if (p_ >= t_.size()) fail("unexpected end of input, expected a value");
     Value v;
     char c = t_[p_];
@@ -125,12 +159,12 @@ private:
       ++p_;
       ws();
       if (p_ < t_.size() && t_[p_] == '}') { ++p_; return v; }
+      std::vector<std::size_t> keys_at;
       for (;;) {
         ws();
         if (p_ >= t_.size() || t_[p_] != '"') fail("expected a string key");
-        std::size_t key_at = p_;
+        keys_at.push_back(p_);
         std::string key = string();
-        if (v.find(key)) { p_ = key_at; fail("duplicate key \"", key, "\""); }
         ws();
         if (p_ >= t_.size() || t_[p_] != ':') fail("expected ':' after key \"", key, "\"");
         ++p_;
@@ -139,7 +173,13 @@ private:
         v.obj_.emplace_back(std::move(key), std::move(m));
         ws();
         if (p_ < t_.size() && t_[p_] == ',') { ++p_; continue; }
-        if (p_ < t_.size() && t_[p_] == '}') { ++p_; return v; }
+        if (p_ < t_.size() && t_[p_] == '}') {
+          ++p_;
+          const std::size_t end = p_;
+          check_duplicates(v, keys_at);
+          p_ = end;
+          return v;
+        }
         fail(p_ < t_.size() ? "expected ',' or '}' in object" : "unterminated object");
       }
     }
@@ -266,8 +306,24 @@ private:
 };
 
 /// Parses one JSON document; `what` names it in error messages, `base` offsets byte positions.
-inline Value parse(std::string_view text, std::string what = "JSON", std::size_t base = 0) {
-  return Parser(text, std::move(what), base).parse_document();
+inline Value parse(std::string_view text, std::string what = "JSON", std::size_t base = 0,
+                   Limits limits = {}) {
+  return Parser(text, std::move(what), base, limits).parse_document();
+}
+
+/// Member `key` of object `v` as an integer in [lo, hi] (e.g. a model width read from a
+/// checkpoint's JSON): absent, not an integer, or out of range is a redi::Error naming `what`
+/// (the document) and the key.
+inline std::int64_t int_member(const Value& v, std::string_view key, const std::string& what,
+                               std::int64_t lo, std::int64_t hi) {
+  const Value* x = v.is_object() ? v.find(key) : nullptr;
+  if (!x) REDI_FAIL(what, ": no member '", key, "'");
+  std::int64_t i = 0;
+  if (!x->int64(i))
+    REDI_FAIL(what, ": '", key, "' is ", x->is_number() ? x->str() : std::string("a JSON ") + x->kind_name(),
+              ", expected an integer");
+  if (i < lo || i > hi) REDI_FAIL(what, ": '", key, "' = ", i, " is outside [", lo, ", ", hi, "]");
+  return i;
 }
 
 /// `s` as a JSON string literal (quotes included); control characters become \u00XX.

@@ -15,6 +15,11 @@
 // reproducible), zip64 records when a size or offset needs them (sample sets over 4 GiB).
 // Reading accepts numpy.savez output (zip64 extras included); numpy.savez_compressed (deflate)
 // is rejected with a message saying so. Little-endian hosts only.
+//
+// Hostile files (docs/security.md): the zip layer checks offsets, CRC-32s and duplicate names;
+// the .npy header is parsed as numpy parses it (exact keys, a real tuple, numpy's 10000-byte
+// header limit) and its shape product and byte count in checked arithmetic; errors name the
+// file and the array.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -28,8 +33,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "redi/core/checked.hpp"
 #include "redi/core/error.hpp"
 #include "redi/io/atomic_file.hpp"
 #include "redi/io/zip.hpp"
@@ -119,8 +126,7 @@ public:
       const std::string fname = e.name + ".npy";
       const std::uint64_t size = e.header.size() + e.bytes, local = off;
       // CRC over header + data.
-      std::uint32_t crc = crc_update(0xffffffffu, reinterpret_cast<const std::uint8_t*>(e.header.data()),
-                                     e.header.size());
+      std::uint32_t crc = zip::crc32_update(0, reinterpret_cast<const std::byte*>(e.header.data()), e.header.size());
       std::vector<std::byte> block;
       auto each_block = [&](auto&& f) {  // generated data in blocks of at most 64 MiB
         block.resize(std::size_t(std::min<std::uint64_t>(e.bytes, std::uint64_t(64) << 20)));
@@ -131,12 +137,9 @@ public:
         }
       };
       if (e.fill)
-        each_block([&](const std::byte* b, std::size_t n) {
-          crc = crc_update(crc, reinterpret_cast<const std::uint8_t*>(b), n);
-        });
+        each_block([&](const std::byte* b, std::size_t n) { crc = zip::crc32_update(crc, b, n); });
       else
-        crc = crc_update(crc, reinterpret_cast<const std::uint8_t*>(e.data), std::size_t(e.bytes));
-      crc ^= 0xffffffffu;
+        crc = zip::crc32_update(crc, e.data, std::size_t(e.bytes));
       const bool z64 = force_zip64_ || size >= 0xffffffffull || local >= 0xffffffffull;
       std::vector<std::uint8_t> lh;
       le(lh, 0x04034b50u, 4);
@@ -208,19 +211,6 @@ private:
   static void le(std::vector<std::uint8_t>& o, std::uint64_t v, int n) {
     for (int i = 0; i < n; ++i) o.push_back(std::uint8_t((v >> (8 * i)) & 0xff));
   }
-  static std::uint32_t crc_update(std::uint32_t c, const std::uint8_t* p, std::size_t n) {
-    static const auto table = [] {
-      std::array<std::uint32_t, 256> t{};
-      for (std::uint32_t i = 0; i < 256; ++i) {
-        std::uint32_t x = i;
-        for (int k = 0; k < 8; ++k) x = (x & 1) ? 0xedb88320u ^ (x >> 1) : x >> 1;
-        t[i] = x;
-      }
-      return t;
-    }();
-    for (std::size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c;
-  }
 };
 
 /// Writes a sample batch in the ADM evaluator's format (openai/guided-diffusion
@@ -243,71 +233,159 @@ inline void save_sample_npz(const std::filesystem::path& path, const std::uint8_
 /// An .npy array's header fields.
 struct NpyInfo {
   std::string descr;                 ///< e.g. "|u1", "<f4"
-  std::vector<std::int64_t> shape;
+  std::vector<std::int64_t> shape;   ///< validated: extents >= 0, product <= kMaxTensorElements
   bool fortran_order = false;
-  std::uint64_t data_offset = 0;     ///< within the .npy bytes
+  std::uint64_t data_offset = 0;     ///< within the .npy bytes (<= the entry's size)
   std::int64_t numel() const {
     std::int64_t n = 1;
-    for (auto d : shape) n *= d;
+    for (auto d : shape)
+      if (d < 0 || !checked::mul(n, d, n)) return -1;
     return n;
   }
 };
 
+/// Longest .npy header dict read (numpy's own default `max_header_size`, numpy >= 1.24).
+inline constexpr std::size_t kMaxNpyHeader = 10000;
+
 namespace detail {
+
+/// Parses the header dict as numpy does (numpy/lib/format.py, _read_array_header): a Python
+/// dict literal with exactly the keys 'descr' (a string), 'fortran_order' (True/False) and
+/// 'shape' (a tuple of non-negative ints; "(3)" is an int, not a tuple), each once, then only
+/// whitespace. Structured dtypes (a list as 'descr') are not supported.
+class NpyDictParser {
+public:
+  NpyDictParser(std::string_view h, const std::string& what) : h_(h), what_(what) {}
+  NpyInfo parse() {
+    NpyInfo info;
+    bool have_descr = false, have_fo = false, have_shape = false;
+    ws();
+    expect('{');
+    ws();
+    while (!peek('}')) {
+      const std::string key = str("key");
+      ws();
+      expect(':');
+      ws();
+      auto once = [&](bool& seen) {
+        if (seen) fail("key '" + key + "' occurs twice");
+        seen = true;
+      };
+      if (key == "descr") {
+        once(have_descr);
+        if (peek('[')) fail("'descr' is a list: structured dtypes are not supported");
+        info.descr = str("'descr'");
+      } else if (key == "fortran_order") {
+        once(have_fo);
+        if (word("True")) info.fortran_order = true;
+        else if (word("False")) info.fortran_order = false;
+        else fail("'fortran_order' is not True or False");
+      } else if (key == "shape") {
+        once(have_shape);
+        info.shape = tuple();
+      } else {
+        fail("unexpected key '" + key.substr(0, 64) + "' (numpy writes only descr, fortran_order, shape)");
+      }
+      ws();
+      if (peek(',')) { ++p_; ws(); continue; }
+      if (!peek('}')) fail("expected ',' or '}' in the header dict");
+    }
+    ++p_;
+    ws();
+    if (p_ != h_.size()) fail("characters after the header dict");
+    if (!have_descr || !have_fo || !have_shape)
+      fail("header lacks " + std::string(!have_descr ? "'descr'" : !have_fo ? "'fortran_order'" : "'shape'"));
+    checked::numel(info.shape, kMaxTensorElements, what_, ": 'shape' ", shape_str(info.shape));
+    return info;
+  }
+
+private:
+  std::string_view h_;
+  const std::string& what_;
+  std::size_t p_ = 0;
+
+  [[noreturn]] void fail(const std::string& m) const {
+    REDI_FAIL(what_, ": not a valid .npy array: ", m, " (header byte ", p_, ")");
+  }
+  void ws() { while (p_ < h_.size() && (h_[p_] == ' ' || h_[p_] == '\t' || h_[p_] == '\n' || h_[p_] == '\r')) ++p_; }
+  bool peek(char c) const { return p_ < h_.size() && h_[p_] == c; }
+  void expect(char c) {
+    if (!peek(c)) fail(std::string("expected '") + c + "'");
+    ++p_;
+  }
+  bool word(std::string_view w) {
+    if (h_.substr(p_, w.size()) != w) return false;
+    p_ += w.size();
+    return true;
+  }
+  std::string str(const char* what) {
+    if (!peek('\'') && !peek('"')) fail(std::string(what) + " is not a string");
+    const char q = h_[p_++];
+    const std::size_t s = p_;
+    while (p_ < h_.size() && h_[p_] != q) {
+      if (h_[p_] == '\\' || h_[p_] == '\n') fail(std::string("escape or newline in ") + what);
+      ++p_;
+    }
+    if (p_ >= h_.size()) fail(std::string("unterminated ") + what);
+    return std::string(h_.substr(s, p_++ - s));
+  }
+  std::vector<std::int64_t> tuple() {
+    expect('(');
+    std::vector<std::int64_t> v;
+    bool trailing_comma = false;
+    ws();
+    while (!peek(')')) {
+      if (p_ >= h_.size() || h_[p_] < '0' || h_[p_] > '9') fail("'shape' holds a non-integer");
+      if (h_[p_] == '0' && p_ + 1 < h_.size() && h_[p_ + 1] >= '0' && h_[p_ + 1] <= '9')
+        fail("'shape' holds an integer with a leading zero");
+      std::int64_t x = 0;
+      while (p_ < h_.size() && h_[p_] >= '0' && h_[p_] <= '9')
+        if (!checked::mul<std::int64_t>(x, 10, x) || !checked::add<std::int64_t>(x, h_[p_++] - '0', x))
+          fail("'shape' extent does not fit 64 bits");
+      if (peek('L')) ++p_;  // Python 2 long
+      if (v.size() >= 64) fail("'shape' has more than 64 dimensions");
+      v.push_back(x);
+      ws();
+      trailing_comma = peek(',');
+      if (trailing_comma) { ++p_; ws(); continue; }
+      if (!peek(')')) fail("expected ',' or ')' in 'shape'");
+    }
+    ++p_;
+    if (v.size() == 1 && !trailing_comma) fail("'shape' is (n) — an int, not a tuple");
+    return v;
+  }
+};
+
 /// Parses a .npy header; `what` names the array in errors.
 inline NpyInfo parse_npy_header(std::span<const std::byte> b, const std::string& what) {
   auto fail = [&](const std::string& m) -> NpyInfo { REDI_FAIL(what, ": not a valid .npy array: ", m); };
   if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) return fail("bad magic");
-  const int major = int(b[6]);
+  const int major = int(b[6]), minor = int(b[7]);
+  if (major < 1 || major > 3 || minor != 0)
+    return fail("unsupported version " + std::to_string(major) + "." + std::to_string(minor));
   const std::size_t lsize = major == 1 ? 2 : 4;
-  if (major < 1 || major > 3) return fail("unsupported version " + std::to_string(major));
   if (b.size() < 8 + lsize) return fail("truncated header");
   std::size_t hl = 0;
   for (std::size_t i = 0; i < lsize; ++i) hl |= std::size_t(b[8 + i]) << (8 * i);
-  if (8 + lsize + hl > b.size()) return fail("header runs past the end");
-  const std::string h(reinterpret_cast<const char*>(b.data()) + 8 + lsize, hl);
-  NpyInfo info;
+  if (hl > kMaxNpyHeader)
+    return fail("header of " + std::to_string(hl) + " bytes is longer than numpy's limit of " +
+                std::to_string(kMaxNpyHeader));
+  if (hl > b.size() - 8 - lsize) return fail("header runs past the end");
+  const std::string_view h(reinterpret_cast<const char*>(b.data()) + 8 + lsize, hl);
+  NpyInfo info = NpyDictParser(h, what).parse();
   info.data_offset = 8 + lsize + hl;
-  auto value_of = [&](const char* key) -> std::string_view {
-    const std::string k = std::string("'") + key + "'";
-    const auto p = h.find(k);
-    if (p == std::string::npos) { fail(std::string("header has no ") + k); }
-    auto q = h.find(':', p + k.size());
-    if (q == std::string::npos) { fail(std::string("no value for ") + k); }
-    ++q;
-    while (q < h.size() && h[q] == ' ') ++q;
-    return std::string_view(h).substr(q);
-  };
-  std::string_view d = value_of("descr");
-  if (d.empty() || (d[0] != '\'' && d[0] != '"')) return fail("'descr' is not a string (structured dtypes are not supported)");
-  const auto de = d.find(d[0], 1);
-  if (de == std::string_view::npos) return fail("unterminated 'descr'");
-  info.descr = std::string(d.substr(1, de - 1));
-  std::string_view fo = value_of("fortran_order");
-  if (fo.starts_with("True")) info.fortran_order = true;
-  else if (!fo.starts_with("False")) return fail("bad 'fortran_order'");
-  std::string_view s = value_of("shape");
-  if (s.empty() || s[0] != '(') return fail("bad 'shape'");
-  const auto se = s.find(')');
-  if (se == std::string_view::npos) return fail("unterminated 'shape'");
-  std::string_view in = s.substr(1, se - 1);
-  std::size_t i = 0;
-  while (i < in.size()) {
-    while (i < in.size() && (in[i] == ' ' || in[i] == ',')) ++i;
-    if (i >= in.size()) break;
-    std::int64_t v = 0;
-    bool digit = false;
-    while (i < in.size() && in[i] >= '0' && in[i] <= '9') { v = v * 10 + (in[i++] - '0'); digit = true; }
-    if (!digit) return fail("bad 'shape' entry");
-    while (i < in.size() && in[i] == 'L') ++i;  // Python 2 longs
-    info.shape.push_back(v);
-  }
   return info;
 }
 
+/// Bytes per element of a little-endian (or byte-order-free) descr redi reads; 0 otherwise.
 inline std::size_t npy_item_size(const std::string& d) {
-  if (d.size() < 3) return 0;
-  return std::size_t(std::atoi(d.c_str() + 2));
+  static const std::pair<const char*, std::size_t> known[] = {
+      {"u1", 1}, {"i1", 1}, {"b1", 1}, {"i2", 2}, {"u2", 2}, {"i4", 4},
+      {"u4", 4}, {"i8", 8}, {"u8", 8}, {"f4", 4}, {"f8", 8}};
+  if (d.size() != 3 || (d[0] != '<' && d[0] != '|' && d[0] != '=')) return 0;
+  for (const auto& [n, s] : known)
+    if (d.compare(1, 2, n) == 0) return s;
+  return 0;
 }
 
 template <class T>
@@ -317,6 +395,9 @@ void npy_convert(const std::byte* src, const std::string& d, std::size_t n, T* o
              "' is not little-endian (only little-endian arrays are read)");
   auto conv = [&](auto tag) {
     using S = decltype(tag);
+    if constexpr (std::is_integral_v<T> && std::is_floating_point_v<S>) {
+      REDI_FAIL(what, ": dtype '", d, "' holds floating-point values, cannot read them as integers");
+    }
     for (std::size_t i = 0; i < n; ++i) {
       S v;
       std::memcpy(&v, src + i * sizeof(S), sizeof(S));
@@ -371,10 +452,14 @@ public:
     const std::string what = label() + ": array '" + std::string(name) + "'";
     REDI_CHECK(!i.fortran_order, what, ": Fortran-order arrays are not supported (save a C-contiguous array)");
     const auto b = bytes(name);
-    const std::size_t n = std::size_t(i.numel()), es = detail::npy_item_size(i.descr);
-    REDI_CHECK(es > 0 && b.size() == n * es, what, ": ", b.size(), " data bytes for shape ", shape_str(i.shape),
-               " of ", i.descr, " (truncated?)");
-    std::vector<T> out(n);
+    const std::size_t es = detail::npy_item_size(i.descr);
+    REDI_CHECK(es > 0, what, ": unsupported dtype '", i.descr,
+               "' (little-endian u1, i1, b1, i2, u2, i4, u4, i8, u8, f4, f8 are read)");
+    const std::size_t n = std::size_t(i.numel());  // validated at open: <= kMaxTensorElements
+    std::uint64_t need = 0;
+    REDI_CHECK(checked::mul<std::uint64_t>(n, es, need) && b.size() == need, what, ": ", b.size(),
+               " data bytes for shape ", shape_str(i.shape), " of ", i.descr, " (truncated?)");
+    auto out = allocate_elements<T>(n, what);
     detail::npy_convert<T>(b.data(), i.descr, n, out.data(), what);
     return out;
   }
@@ -386,6 +471,7 @@ private:
       REDI_CHECK(e.method == 0, label(), ": array '", e.name, "' is compressed (method ", e.method,
                  "); only uncompressed archives are read — save with numpy.savez, not savez_compressed");
       const std::string name = e.name.substr(0, e.name.size() - 4);
+      // Entry names are unique (zip::Archive rejects repeats), so names are too.
       info_.emplace(name, std::make_pair(detail::parse_npy_header(zip_.bytes(e), label() + ": array '" + name + "'"),
                                          zip_.find(e.name)));
     }
@@ -413,6 +499,9 @@ inline SampleBatch load_sample_npz(const std::filesystem::path& path, bool with_
   REDI_CHECK(info.shape.size() == 4, path.string(), ": arr_0 has shape ", shape_str(info.shape),
              ", expected [N, H, W, C] (NHWC)");
   SampleBatch b;
+  for (std::size_t d = 1; d < 4; ++d)
+    REDI_CHECK(info.shape[d] > 0 && info.shape[d] <= 65536, path.string(), ": arr_0 has shape ", shape_str(info.shape),
+               ", image extents must be in [1, 65536]");
   b.n = info.shape[0];
   b.h = int(info.shape[1]);
   b.w = int(info.shape[2]);

@@ -10,6 +10,10 @@
 // unused bytes after the last tensor (`trailing_bytes()`), extra fields in a tensor entry,
 // and dtypes safetensors knows but redi does not hold (BOOL, I8, U16, F8_*...: listed by
 // names()/info() with supported == false; reading them throws).
+//
+// Hostile files (docs/security.md): the header length is capped (kMaxSafetensorsHeader) and
+// parsed with json::Limits (values, depth); every offset and shape product is checked without
+// overflow (core/checked.hpp) and against the data buffer before any tensor is read.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -207,21 +211,15 @@ private:
     if (t.end > buffer)
       REDI_FAIL(f, ": tensor '", name, "': data_offsets [", t.begin, ", ", t.end,
                 "] run past the end of the data buffer (", buffer, " bytes)");
-    // numel * size, guarding against overflow (a product past 2^62 cannot match anyway).
-    std::uint64_t need = d->size;
-    bool zero = false, over = false;
-    for (auto s : t.shape) zero = zero || s == 0;
-    for (auto s : t.shape) {
-      if (zero) break;
-      if (need > (std::uint64_t(1) << 62) / std::uint64_t(s)) { over = true; break; }
-      need *= std::uint64_t(s);
-    }
-    if (zero) need = 0;
-    if (over || need != t.end - t.begin)
+    // numel * size in checked arithmetic: a shape claiming more than kMaxTensorElements (or a
+    // product that wraps) is an error, never a small number that happens to match.
+    const std::int64_t n =
+        checked::numel(t.shape, kMaxTensorElements, f, ": tensor '", name, "': shape ", shape_str(t.shape));
+    const std::uint64_t need = std::uint64_t(n) * d->size;  // < 2^44
+    if (need != t.end - t.begin)
       REDI_FAIL(f, ": tensor '", name, "': data_offsets [", t.begin, ", ", t.end, "] span ",
                 t.end - t.begin, " bytes but shape ", shape_str(t.shape), " of ", t.dtype_name,
-                " needs ", over ? std::string("more than 2^62 bytes")
-                                : std::to_string(need) + " bytes");
+                " needs ", need, " bytes");
     return t;
   }
 };

@@ -44,7 +44,11 @@ struct ModelConfig {
   }
   int null_class() const { return num_classes; }
 
-  /// Throws redi::Error naming the first inconsistent field.
+  /// Throws redi::Error naming the first inconsistent field. Every field is also bounded above
+  /// (kMax* below), so the derived sizes (tokens, width * mlp_ratio, input_elems, parameter
+  /// counts) cannot overflow int for a configuration read from a file.
+  static constexpr int kMaxInputSize = 4096, kMaxChannels = 4096, kMaxDepth = 1024,
+                       kMaxWidth = 65536, kMaxRatio = 64, kMaxClasses = 1 << 24, kMaxFreqDim = 65536;
   void validate() const {
     REDI_CHECK(patch == 1 || patch == 2 || patch == 4 || patch == 8, "ModelConfig: patch ", patch,
                " not in {1,2,4,8}");
@@ -65,6 +69,20 @@ struct ModelConfig {
     REDI_CHECK(feature_size == 0 || (patch * feature_size) % input_size == 0, "ModelConfig: feature_size ",
                feature_size, " gives no whole feature patch (patch * feature_size / input_size = ", patch, " * ",
                feature_size, " / ", input_size, "); use input_size / patch (one feature vector per token) or input_size");
+    auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
+    REDI_CHECK(in(input_size, 1, kMaxInputSize), "ModelConfig: input_size ", input_size, " outside [1, ",
+               kMaxInputSize, "]");
+    REDI_CHECK(in(image_channels, 1, kMaxChannels), "ModelConfig: image_channels ", image_channels,
+               " outside [1, ", kMaxChannels, "]");
+    REDI_CHECK(in(feature_channels, 0, kMaxChannels), "ModelConfig: feature_channels ", feature_channels,
+               " outside [0, ", kMaxChannels, "]");
+    REDI_CHECK(in(depth, 1, kMaxDepth), "ModelConfig: depth ", depth, " outside [1, ", kMaxDepth, "]");
+    REDI_CHECK(in(width, 1, kMaxWidth), "ModelConfig: width ", width, " outside [1, ", kMaxWidth, "]");
+    REDI_CHECK(in(heads, 1, kMaxWidth), "ModelConfig: heads ", heads, " outside [1, ", kMaxWidth, "]");
+    REDI_CHECK(in(mlp_ratio, 1, kMaxRatio), "ModelConfig: mlp_ratio ", mlp_ratio, " outside [1, ", kMaxRatio, "]");
+    REDI_CHECK(in(num_classes, 1, kMaxClasses), "ModelConfig: num_classes ", num_classes, " outside [1, ",
+               kMaxClasses, "] (1 = unconditional)");
+    REDI_CHECK(in(freq_dim, 2, kMaxFreqDim), "ModelConfig: freq_dim ", freq_dim, " outside [2, ", kMaxFreqDim, "]");
   }
 
   /// "S/2", "B/4", "XL/2", ... (DiT/SiT presets); other fields keep their values.

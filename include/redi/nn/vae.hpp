@@ -21,7 +21,7 @@
 // that rotate block by block (input, normalised/activated, convolved; a block's output
 // overwrites what its input no longer needs), plus the convolution scratch
 // (Backend<Dev>::conv2d_scratch_elems) and the attention's qkv and score matrix (one image at a
-// time). Sizes come from a measuring pass over the same code (Run::measure), carved from one
+// time; on the CPU the im2col scratch is for one image). Sizes come from a measuring pass over the same code (Run::measure), carved from one
 // Workspace<Dev>: no allocation once a chunk shape has been seen. At 256 px the decoder's
 // largest activation is 256 x 256 x 256 floats (64 MiB per image).
 #pragma once
@@ -168,7 +168,9 @@ private:
   void conv(Run& r, T* out, const T* in, VaeConvOffsets o, int n, int H, int W, const ops::Conv2dGeometry& g) {
     if (r.measure) {
       r.act = std::max(r.act, std::int64_t(n) * g.out_channels * g.out_h(H) * g.out_w(W));
-      r.scratch = std::max(r.scratch, Ops::conv2d_scratch_elems(g, H, W, n));
+      // Host convolutions take their im2col scratch for one image (they then run image by image:
+      // one 256 px image is already a large GEMM); a device's scratch is per call (the padded batch).
+      r.scratch = std::max(r.scratch, Ops::conv2d_scratch_elems(g, H, W, Dev::is_host ? 1 : n));
       return;
     }
     Ops::conv2d_forward(ctx_, out, in, P(o.w), P(o.b), n, H, W, g, r.s, r.scratch);

@@ -113,7 +113,10 @@ void col2im(T* din, const T* col, int n, int H, int W, const Conv2dGeometry& g) 
     for (int i = 0; i < KH; ++i)
       for (int j = 0; j < KW; ++j) {
         const T* src = col + ((std::int64_t(c) * KH + i) * KW + j) * ld + std::int64_t(b) * P;
-        const auto [xs, xe] = valid_columns(g, W, OW, j);
+        // plain ints, not a structured binding: clang < 16 cannot capture a binding into the
+        // outlined `omp simd` region
+        const std::pair<int, int> cols = valid_columns(g, W, OW, j);
+        const int xs = cols.first, xe = cols.second;
         for (int y = 0; y < OH; ++y) {
           const int iy = y * g.stride_h - g.pad_top + i;
           if (iy < 0 || iy >= H) continue;

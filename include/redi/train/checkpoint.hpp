@@ -13,7 +13,8 @@
 //   redi.model (ModelConfig as JSON); redi.step (optimiser steps done); redi.seed (the run's
 //   noise seed); redi.data_epoch / redi.data_index (BatchSampler position); redi.config (the
 //   run's whole configuration as JSON); plus any caller-supplied keys.
-// Files are written atomically (temporary file + rename).
+// Files are written atomically (temporary file + fsync + rename + directory fsync,
+// io/atomic_file.hpp): a kill -9 at any moment leaves the previous checkpoint or the new one.
 // Device models (ReDi<..., Cuda>) are staged through host memory (4 parameter-sized float
 // buffers); a checkpoint holds the fp32 master weights, so one written by a BF16Mixed GPU run
 // has the same type name and layout as a float CPU run's and resumes on either.
@@ -27,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/json.hpp"
 #include "redi/io/safetensors.hpp"
 #include "redi/nn/config.hpp"
@@ -193,7 +195,7 @@ void save_checkpoint(const std::filesystem::path& path, Model& m, const Checkpoi
   md["redi.data_epoch"] = std::to_string(st.data_epoch);
   md["redi.data_index"] = std::to_string(st.data_index);
   md["redi.config"] = st.config_json.empty() ? "{}" : st.config_json;
-  if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
+  io::create_directories(path.parent_path());
   w.write(path, md);
 }
 

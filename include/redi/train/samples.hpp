@@ -77,7 +77,7 @@ inline std::vector<std::uint8_t> write_samples(const std::filesystem::path& dir,
                                                int grid = 100, int cols = 10) {
   REDI_CHECK(s.c == 1 || s.c == 3, "write_samples: ", s.c,
              " image channels (1 or 3 make a picture; decode latents with their VAE first)");
-  std::filesystem::create_directories(dir);
+  io::create_directories(dir);
   const auto u8 = io::to_uint8_nhwc(s.x.data(), s.n, s.c, s.h, s.w);
   io::save_sample_npz(dir / "samples.npz", u8.data(), s.n, s.h, s.w, s.c, s.labels.data());
   const int shown = std::min(s.n, grid);

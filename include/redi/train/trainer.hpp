@@ -3,6 +3,10 @@
 // dropout (JointLoss options of the model), AdamW + warm-up + clipping + EMA (the model's
 // StepConfig), a console progress line, JSONL metrics, PNG sample grids and checkpoints that
 // resume bit-identically. docs/training.md has the guarantees and the file layout.
+// Crash safety (docs/crash_safety.md): every file is replaced atomically (io/atomic_file.hpp),
+// kept checkpoint copies included; run() first removes the temporaries a killed run left in
+// out_dir, and a resumed run cuts metrics.jsonl back to its step, so after any number of
+// kill -9 + resume the checkpoint loads and every logged step appears once.
 //
 //   redi::data::TrainSet data = ...;                      // x [N,Cx,H,W], z [N,r,h,w], labels
 //   redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching> model(opts);
@@ -16,6 +20,7 @@
 #include <functional>
 #include <iomanip>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -24,9 +29,11 @@
 #include "redi/data/dataset.hpp"
 #include "redi/data/sampler.hpp"
 #include "redi/data/train_set.hpp"
+#include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/checkpoint.hpp"
+#include "redi/train/data_parallel.hpp"
 #include "redi/train/metrics_log.hpp"
 
 namespace redi::train {
@@ -47,6 +54,9 @@ struct TrainerConfig {
   std::uint64_t grid_seed = 1234;   ///< the same noise at every grid, so grids are comparable
   std::int64_t eval_every = 0;      ///< call the evaluation function every N steps and at the end (0: never)
   bool allow_config_change = false; ///< resume even if batch/seeds/optimiser/loss settings differ
+  /// Data-parallel ranks (nullptr: one process). `batch` stays the GLOBAL batch; each rank trains
+  /// on its batch / ranks slice, only rank 0 logs and writes files (docs/distributed.md).
+  dist::Communicator* comm = nullptr;
 };
 
 /// One optimisation step's numbers.
@@ -70,7 +80,7 @@ public:
 
   Trainer(Model& model, const data::TrainSet& data, TrainerConfig cfg, std::ostream* console = nullptr)
       : m_(model), data_(data), cfg_(std::move(cfg)), console_(console),
-        batches_((data.validate(), data.n), cfg_.batch, cfg_.data_seed) {
+        batches_((data.validate(), data.n), cfg_.batch, cfg_.data_seed), dp_(cfg_.comm) {
     const ModelConfig& mc = m_.net().config();
     REDI_CHECK(cfg_.batch > 0 && cfg_.steps >= 0, "Trainer: batch ", cfg_.batch, ", steps ", cfg_.steps);
     REDI_CHECK(data_.cx == mc.image_channels && data_.r == mc.feature_channels && data_.h == mc.input_size &&
@@ -86,6 +96,12 @@ public:
     y_.resize(B);
     if constexpr (!std::is_same_v<T, float>) { xt_.resize(xf_.size()); zt_.resize(zf_.size()); }
     sample_fn_ = default_sample_fn();
+    if (dp_.distributed()) {  // same settings everywhere, rank 0's initial state, one console
+      (void)dp_.slice(cfg_.batch);
+      dist::check_same_on_all_ranks(dp_.comm(), config_json(), "the run's configuration");
+      dp_.broadcast_state(m_);
+      if (!dp_.root()) console_ = nullptr;
+    }
   }
 
   Model& model() { return m_; }
@@ -99,7 +115,7 @@ public:
 
   /// Runs the evaluation function now (cfg.eval_every drives it inside run()) and logs its record.
   void evaluate() {
-    if (!eval_fn_) return;
+    if (!eval_fn_ || !dp_.root()) return;
     JsonObject o;
     o.add("step", m_.step()).add("eval", true);
     eval_fn_(m_, m_.step(), o);
@@ -113,19 +129,21 @@ public:
   /// keeps the last good weights.
   StepRecord step() {
     const auto draw = batches_.next();
-    const int B = int(draw.indices.size());
+    const dist::Range part = dp_.slice(std::int64_t(draw.indices.size()));  // this rank's slice
+    const int B = int(part.size());
     const int fg = m_.net().config().feature_grid();
-    data_.gather(draw.indices, data::Augment{cfg_.hflip, cfg_.data_seed, draw.epoch}, xf_.data(), zf_.data(), y_.data(),
-                 fg, fg);
+    data_.gather(std::span<const std::int64_t>(draw.indices).subspan(std::size_t(part.begin), std::size_t(B)),
+                 data::Augment{cfg_.hflip, cfg_.data_seed, draw.epoch}, xf_.data(), zf_.data(), y_.data(), fg, fg);
     const T* x = xf_ptr();
     const T* z = data_.r > 0 ? zf_ptr() : nullptr;
     const std::int64_t s = m_.step() + 1;
     typename Model::StepStats st;
-    st.loss = m_.backprop(m_.batch(x, z, y_.data(), B));
+    st.loss = dp_.reduce_stats(m_.backprop(m_.batch(x, z, y_.data(), B, std::uint64_t(part.begin))), B);
     if (!std::isfinite(st.loss.loss))
       REDI_FAIL("training stopped at step ", s, ": the loss is ", st.loss.loss, " (mse_x ", st.loss.mse_x, ", mse_z ",
                 st.loss.mse_z, "); the model keeps the weights of step ", s - 1,
                 ". Check the data for NaN/Inf and lower the learning rate (", m_.options().train.adamw.lr, ")");
+    dp_.sync_gradients(m_);  // averaged over the ranks before clipping
     st = m_.finish_step(st);
     if (!std::isfinite(st.grad_norm))
       REDI_FAIL("training stopped at step ", s, ": the gradient norm is ", st.grad_norm, " (loss ", st.loss.loss,
@@ -142,9 +160,18 @@ public:
   void run() {
     namespace fs = std::filesystem;
     using clock = std::chrono::steady_clock;
-    if (!cfg_.out_dir.empty()) {
-      fs::create_directories(cfg_.out_dir);
-      if (!log_.is_open()) log_.open(fs::path(cfg_.out_dir) / "metrics.jsonl", /*append=*/m_.step() > 0);
+    if (!cfg_.out_dir.empty() && dp_.root()) {
+      io::create_directories(cfg_.out_dir);
+      remove_stale_temp_files(cfg_.out_dir);
+      if (!log_.is_open()) {
+        const fs::path log = fs::path(cfg_.out_dir) / "metrics.jsonl";
+        if (m_.step() > 0) {  // a resumed run: drop what the interrupted one logged after its checkpoint
+          if (const auto cut = log_.open_resumed(log, m_.step()))
+            say("cut ", cut, " bytes logged after step ", m_.step(), " from ", log.string());
+        } else {
+          log_.open(log, /*append=*/false);
+        }
+      }
     }
     const auto t0 = clock::now();
     const std::int64_t first = m_.step();
@@ -154,7 +181,7 @@ public:
     while (m_.step() < cfg_.steps) {
       const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
       const std::int64_t done = m_.step() - first;
-      if (cfg_.max_seconds > 0 && done > 0 && elapsed + elapsed / double(done) > cfg_.max_seconds) {
+      if (cfg_.max_seconds > 0 && dp_.agree(done > 0 && elapsed + elapsed / double(done) > cfg_.max_seconds)) {
         stopped_early_ = true;
         say("time budget of ", format_duration(cfg_.max_seconds), " reached after ", done, " steps (step ", m_.step(),
             " of ", cfg_.steps, "); stopping");
@@ -180,6 +207,7 @@ public:
     if (cfg_.eval_every > 0 && last_eval_step_ != m_.step()) evaluate();
     if (cfg_.sample_every >= 0) write_grid();
     if (cfg_.ckpt_every >= 0) checkpoint();
+    dp_.comm().barrier();  // the files exist when run() returns on any rank
     const double total = std::chrono::duration<double>(clock::now() - t0).count();
     const std::int64_t n = m_.step() - first;
     say("trained ", n, " steps in ", format_duration(total), " (", fmt(n > 0 ? train_s / double(n) * 1e3 : 0.0, 1),
@@ -191,7 +219,9 @@ public:
     return std::filesystem::path(cfg_.out_dir) / "checkpoint.safetensors";
   }
   /// Saves model, EMA, AdamW state, step, seed, data position and configuration.
+  /// Rank 0 only writes (the state is the same on every rank).
   void save(const std::filesystem::path& path, std::map<std::string, std::string> extra = {}) {
+    if (!dp_.root()) return;
     CheckpointState st;
     st.step = m_.step();
     st.seed = m_.options().train.seed;
@@ -206,6 +236,7 @@ public:
   /// that change the trajectory (batch, seeds, optimiser, loss, data set) must match unless
   /// cfg.allow_config_change.
   CheckpointState resume(const std::filesystem::path& path) {
+    remove_stale_temp_files(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path(), 0);
     const CheckpointState peek = read_checkpoint_state(path);
     check_resume_config(path, peek.config_json);
     CheckpointState st = load_checkpoint(path, m_);
@@ -232,7 +263,7 @@ public:
   /// 1 or 3 of them) to <out_dir>/samples/step_<N>.png. Returns the path (empty: skipped).
   std::filesystem::path write_grid() {
     const ModelConfig& mc = m_.net().config();
-    if (cfg_.out_dir.empty() || cfg_.grid_samples <= 0 || !sample_fn_) return {};
+    if (cfg_.out_dir.empty() || cfg_.grid_samples <= 0 || !sample_fn_ || !dp_.root()) return {};
     if (mc.image_channels != 1 && mc.image_channels != 3) return {};  // latents: no direct picture
     const int G = cfg_.grid_samples, H = mc.input_size;
     const std::size_t per = std::size_t(mc.input_elems());  // packed [x | z] per sample
@@ -249,7 +280,7 @@ public:
     char name[48];
     std::snprintf(name, sizeof name, "step_%07lld.png", (long long)m_.step());
     const auto path = std::filesystem::path(cfg_.out_dir) / "samples" / name;
-    std::filesystem::create_directories(path.parent_path());
+    io::create_directories(path.parent_path());
     io::write_image_grid(path, x.data(), G, mc.image_channels, H, H, cfg_.grid_cols);
     say("sample grid ", path.string());
     return path;
@@ -283,7 +314,13 @@ private:
   template <class... A>
   void say(A&&... a) {
     if (!console_) return;
-    (*console_ << "[redi] " << ... << a) << std::endl;
+    std::ostream& os = *console_ << "[redi] ";
+    (os << ... << a) << std::endl;  // the fold's init must be a plain name (clang)
+  }
+
+  /// Removes what killed writers left under `dir` (AtomicFile temporaries of dead processes).
+  void remove_stale_temp_files(const std::filesystem::path& dir, int depth = 2) {
+    for (const auto& p : io::remove_stale_temp_files(dir, depth)) say("removed stale temporary file ", p.string());
   }
 
   void log_window(const Window& w, double secs, double eta_s) {
@@ -306,13 +343,13 @@ private:
   }
 
   void checkpoint() {
-    if (cfg_.out_dir.empty()) return;
+    if (cfg_.out_dir.empty() || !dp_.root()) return;
+    log_.sync();  // the log reaches the checkpoint's step on disk before the checkpoint does
     save(checkpoint_path());
     if (cfg_.keep_checkpoints) {
       char name[64];
       std::snprintf(name, sizeof name, "checkpoint_%07lld.safetensors", (long long)m_.step());
-      std::filesystem::copy_file(checkpoint_path(), std::filesystem::path(cfg_.out_dir) / name,
-                                 std::filesystem::copy_options::overwrite_existing);
+      io::copy_file_atomic(checkpoint_path(), std::filesystem::path(cfg_.out_dir) / name);
     }
     say("checkpoint ", checkpoint_path().string(), " (step ", m_.step(), ")");
   }
@@ -364,6 +401,7 @@ private:
   TrainerConfig cfg_;
   std::ostream* console_;
   data::BatchSampler batches_;  // the shuffled, resumable order of the training samples
+  DataParallel dp_;             // the ranks (one process: a no-op)
   JsonlLog log_;
   SampleFn sample_fn_;
   EvalFn eval_fn_;
