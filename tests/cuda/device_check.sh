@@ -339,7 +339,7 @@ body() {
                   || grep -qE "^$1:" "$BUILD/Makefile" 2>/dev/null; }
   TEST_TARGETS="$(grep -oE '^build test_cuda_[A-Za-z0-9_]+: phony' "$BUILD/build.ninja" 2>/dev/null \
                   | awk '{print $2}' | tr -d ':' | sort | tr '\n' ' ')"
-  [[ -z "$TEST_TARGETS" ]] && TEST_TARGETS="test_cuda_redi test_cuda_model test_cuda_attention test_cuda_gemm test_cuda_norm test_cuda_elementwise test_cuda_device"
+  [[ -z "$TEST_TARGETS" ]] && TEST_TARGETS="test_cuda_redi test_cuda_vae test_cuda_model test_cuda_attention test_cuda_gemm test_cuda_norm test_cuda_elementwise test_cuda_device"
   OPS_REASON=""
   if ! have_target bench_cuda_ops; then
     OPS_REASON="not defined: no Google Benchmark (system or prepared)"

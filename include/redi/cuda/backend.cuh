@@ -196,8 +196,43 @@ struct Backend<Cuda> {
                         double t, double h, double norm, double sd) {
     ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
   }
+
+  // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)
+  template <class T>
+  static void gemm(const Cuda& c, bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+                   int ldb, T beta, T* C, int ldc) {
+    ops::gemm(c, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  template <class T>
+  static void softmax_forward(const Cuda& c, T* out, const T* in, int rows, int cols) {
+    ops::softmax_forward(c, out, in, rows, cols);
+  }
+  /// Scratch elements conv2d_forward needs (the padded input of an asymmetric pad, else 0).
+  static std::int64_t conv2d_scratch_elems(const ops::Conv2dGeometry& g, int H, int W, int images) {
+    return ops::conv2d_scratch_elems_cuda(g, H, W, images);
+  }
+  template <class T>
+  static void conv2d_forward(const Cuda& c, T* out, const T* in, const T* Wt, const T* b, int B, int H, int W,
+                             const ops::Conv2dGeometry& g, T* scratch, std::int64_t scratch_elems) {
+    ops::conv2d_forward(c, out, in, Wt, b, B, H, W, g, scratch, scratch_elems);
+  }
+  template <class T>
+  static void group_norm_forward(const Cuda& c, T* out, const T* in, const T* gamma, const T* beta, int B, int C,
+                                 std::int64_t P, int groups, double eps, bool silu) {
+    ops::group_norm_forward(c, out, in, gamma, beta, B, C, P, groups, eps, silu);
+  }
+  template <class T>
+  static void upsample_nearest2x_forward(const Cuda& c, T* out, const T* in, int B, int C, int H, int W) {
+    ops::upsample_nearest2x_forward(c, out, in, B, C, H, W);
+  }
+  template <class T>
+  static void pad2d_forward(const Cuda& c, T* out, const T* in, int B, int C, int H, int W, int top, int bottom,
+                            int left, int right) {
+    ops::pad2d_forward(c, out, in, B, C, H, W, top, bottom, left, right);
+  }
 };
 
 static_assert(OpsBackend<Cuda, float> && OpsBackend<Cuda, bf16, float, float, float>);
+static_assert(ConvOpsBackend<Cuda, float> && ConvOpsBackend<Cuda, bf16>);
 
 }  // namespace redi

@@ -124,69 +124,85 @@ struct ImageFolderOptions {
   ImageLimits limits;   ///< per image, checked before decoding
 };
 
+/// The files of a class-per-folder image tree, without decoding them.
+struct ImageFolderListing {
+  std::vector<std::string> class_names;  ///< sorted sub-directory names; label k = class_names[k]
+  std::vector<std::string> files;        ///< class by class, sorted within each class
+  std::vector<int> labels;               ///< [files.size()]
+};
+
 /// root/<class_name>/<files>: class labels are the sorted (byte order) sub-directory names,
-/// files are read in sorted order within each class; other files are ignored. Hidden entries
-/// (name starting with '.') are skipped. A file that fails to decode throws redi::Error
-/// naming it.
-inline ImageDataset load_image_folder(const std::string& root, const ImageFolderOptions& opt = {}) {
+/// files are listed in sorted order within each class; files whose extension (case-insensitive)
+/// is not in `extensions` are ignored, as are hidden entries (name starting with '.').
+inline ImageFolderListing list_image_folder(const std::string& root, const std::vector<std::string>& extensions = {
+                                                                         ".png", ".jpg", ".jpeg"}) {
   namespace fs = std::filesystem;
   std::error_code ec;
   REDI_CHECK(fs::is_directory(root, ec), root, ": not a directory (image folder root expected)");
-  REDI_CHECK(opt.channels == 1 || opt.channels == 3, root, ": image folder channels must be 1 or 3, got ", opt.channels);
-  std::vector<std::string> classes;
+  ImageFolderListing out;
   for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
-  std::sort(classes.begin(), classes.end());
-  REDI_CHECK(!classes.empty(), root, ": no class sub-directories");
+    if (e.is_directory() && e.path().filename().string()[0] != '.') out.class_names.push_back(e.path().filename().string());
+  std::sort(out.class_names.begin(), out.class_names.end());
+  REDI_CHECK(!out.class_names.empty(), root, ": no class sub-directories");
   auto wanted = [&](const fs::path& p) {
     std::string ext = p.extension().string();
     for (auto& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    return std::find(opt.extensions.begin(), opt.extensions.end(), ext) != opt.extensions.end();
+    return std::find(extensions.begin(), extensions.end(), ext) != extensions.end();
   };
-  ImageDataset ds;
-  ds.c = opt.channels;
-  ds.num_classes = int(classes.size());
-  ds.class_names = classes;
-  ds.source = root;
-  for (std::size_t k = 0; k < classes.size(); ++k) {
+  for (std::size_t k = 0; k < out.class_names.size(); ++k) {
     std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(fs::path(root) / classes[k]))
+    for (const auto& e : fs::directory_iterator(fs::path(root) / out.class_names[k]))
       if (e.is_regular_file() && e.path().filename().string()[0] != '.' && wanted(e.path()))
         files.push_back(e.path().string());
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      DecodedImage im = decode_image_file(f, opt.channels, opt.limits);
-      std::vector<std::uint8_t> px;
-      int h = im.h, w = im.w;
-      if (opt.image_size > 0) {
-        // The crop first scales the short side to image_size: bound the long side it makes.
-        const double long_side = double(std::max(h, w)) * opt.image_size / double(std::min(h, w));
-        REDI_CHECK(opt.image_size <= opt.limits.max_side && long_side <= double(opt.limits.max_side), f,
-                   ": a ", h, "x", w, " image center-cropped to ", opt.image_size,
-                   " would be scaled past ImageLimits::max_side = ", opt.limits.max_side, " (aspect ratio too extreme)");
-        px = center_crop_adm(im.pixels.data(), im.h, im.w, im.c, opt.image_size);
-        h = w = opt.image_size;
-      } else {
-        px = std::move(im.pixels);
-      }
-      if (ds.n == 0) {
-        ds.h = h, ds.w = w;
-      } else {
-        REDI_CHECK(h == ds.h && w == ds.w, f, ": image is ", h, "x", w, " but earlier images are ", ds.h, "x", ds.w,
-                   " (set ImageFolderOptions::image_size to center-crop)");
-      }
-      ds.pixels.insert(ds.pixels.end(), px.begin(), px.end());
-      ds.labels.push_back(int(k));
-      ++ds.n;
+    for (auto& f : files) {
+      out.files.push_back(std::move(f));
+      out.labels.push_back(int(k));
     }
   }
-  if (ds.n == 0) {
+  if (out.files.empty()) {
     std::string exts;
-    for (const auto& e : opt.extensions) {
-      if (!exts.empty()) exts += ' ';
-      exts += e;
-    }
+    for (const auto& e : extensions) exts += (exts.empty() ? "" : " ") + e;
     REDI_FAIL(root, ": no images (", exts, ") in its class sub-directories");
+  }
+  return out;
+}
+
+/// root/<class_name>/<files> decoded into memory (list_image_folder's order and labels). A file
+/// that fails to decode throws redi::Error naming it.
+inline ImageDataset load_image_folder(const std::string& root, const ImageFolderOptions& opt = {}) {
+  REDI_CHECK(opt.channels == 1 || opt.channels == 3, root, ": image folder channels must be 1 or 3, got ", opt.channels);
+  const ImageFolderListing list = list_image_folder(root, opt.extensions);
+  ImageDataset ds;
+  ds.c = opt.channels;
+  ds.num_classes = int(list.class_names.size());
+  ds.class_names = list.class_names;
+  ds.source = root;
+  for (std::size_t i = 0; i < list.files.size(); ++i) {
+    const std::string& f = list.files[i];
+    DecodedImage im = decode_image_file(f, opt.channels, opt.limits);
+    std::vector<std::uint8_t> px;
+    int h = im.h, w = im.w;
+    if (opt.image_size > 0) {
+      // The crop first scales the short side to image_size: bound the long side it makes.
+      const double long_side = double(std::max(h, w)) * opt.image_size / double(std::min(h, w));
+      REDI_CHECK(opt.image_size <= opt.limits.max_side && long_side <= double(opt.limits.max_side), f,
+                 ": a ", h, "x", w, " image center-cropped to ", opt.image_size,
+                 " would be scaled past ImageLimits::max_side = ", opt.limits.max_side, " (aspect ratio too extreme)");
+      px = center_crop_adm(im.pixels.data(), im.h, im.w, im.c, opt.image_size);
+      h = w = opt.image_size;
+    } else {
+      px = std::move(im.pixels);
+    }
+    if (ds.n == 0) {
+      ds.h = h, ds.w = w;
+    } else {
+      REDI_CHECK(h == ds.h && w == ds.w, f, ": image is ", h, "x", w, " but earlier images are ", ds.h, "x", ds.w,
+                 " (set ImageFolderOptions::image_size to center-crop)");
+    }
+    ds.pixels.insert(ds.pixels.end(), px.begin(), px.end());
+    ds.labels.push_back(list.labels[i]);
+    ++ds.n;
   }
   ds.validate();
   return ds;

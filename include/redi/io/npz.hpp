@@ -21,12 +21,14 @@
 // header limit) and its shape product and byte count in checked arithmetic; errors name the
 // file and the array.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -96,6 +98,19 @@ public:
     REDI_CHECK(data || e.bytes == 0, "NpzWriter: array '", e.name, "' has no data");
     entries_.push_back(std::move(e));
   }
+  /// Bytes of an array produced on demand: fill(first, n, dst) writes bytes [first, first + n)
+  /// of the array's C-order data into dst. Called in order over the whole array twice (once
+  /// for the CRC, once to write), so arrays larger than memory (50,000 samples at 256 px are
+  /// 9.8 GB) stream from their source.
+  using Fill = std::function<void(std::uint64_t first, std::size_t n, std::byte* dst)>;
+  template <NpyElement T>
+  void add_generated(std::string name, std::vector<std::int64_t> shape, Fill fill) {
+    REDI_CHECK(fill, "NpzWriter: array '", name, "' has no fill function");
+    static const T dummy{};
+    add<T>(std::move(name), shape, &dummy);
+    entries_.back().data = nullptr;
+    entries_.back().fill = std::move(fill);
+  }
   /// Zip64 records for every entry even when not needed (tests of the zip64 path).
   void force_zip64(bool on) { force_zip64_ = on; }
 
@@ -111,9 +126,20 @@ public:
       const std::string fname = e.name + ".npy";
       const std::uint64_t size = e.header.size() + e.bytes, local = off;
       // CRC over header + data.
-      const std::uint32_t crc = zip::crc32_update(
-          zip::crc32_update(0, reinterpret_cast<const std::byte*>(e.header.data()), e.header.size()), e.data,
-          std::size_t(e.bytes));
+      std::uint32_t crc = zip::crc32_update(0, reinterpret_cast<const std::byte*>(e.header.data()), e.header.size());
+      std::vector<std::byte> block;
+      auto each_block = [&](auto&& f) {  // generated data in blocks of at most 64 MiB
+        block.resize(std::size_t(std::min<std::uint64_t>(e.bytes, std::uint64_t(64) << 20)));
+        for (std::uint64_t first = 0; first < e.bytes; first += block.size()) {
+          const std::size_t n = std::size_t(std::min<std::uint64_t>(block.size(), e.bytes - first));
+          e.fill(first, n, block.data());
+          f(block.data(), n);
+        }
+      };
+      if (e.fill)
+        each_block([&](const std::byte* b, std::size_t n) { crc = zip::crc32_update(crc, b, n); });
+      else
+        crc = zip::crc32_update(crc, e.data, std::size_t(e.bytes));
       const bool z64 = force_zip64_ || size >= 0xffffffffull || local >= 0xffffffffull;
       std::vector<std::uint8_t> lh;
       le(lh, 0x04034b50u, 4);
@@ -129,7 +155,10 @@ public:
       if (z64) { le(lh, 1, 2); le(lh, 16, 2); le(lh, size, 8); le(lh, size, 8); }
       put(lh);
       f.put(reinterpret_cast<const std::byte*>(e.header.data()), e.header.size());
-      f.put(e.data, std::size_t(e.bytes));
+      if (e.fill)
+        each_block([&](const std::byte* b, std::size_t n) { f.put(b, n); });
+      else
+        f.put(e.data, std::size_t(e.bytes));
       off += size;
       // central directory record
       const bool off64 = force_zip64_ || local >= 0xffffffffull;
@@ -174,6 +203,7 @@ private:
     std::string name, header;
     const std::byte* data = nullptr;
     std::uint64_t bytes = 0;
+    Fill fill;  // set: the data is generated (add_generated)
   };
   std::vector<Entry> entries_;
   bool force_zip64_ = false;

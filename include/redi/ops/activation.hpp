@@ -1,8 +1,10 @@
 // redi/ops/activation.hpp — GELU (tanh approximation, as in DiT's MLP), SiLU and ReLU, forward
-// and backward. Elementwise, OpenMP-parallel for large n; float uses the vectorised exp of vmath.hpp.
+// and backward; the exact (erf) GELU forward (DINOv2's MLP). Elementwise, OpenMP-parallel for
+// large n; float uses the vectorised exp of vmath.hpp.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "redi/core/parallel.hpp"
 #include "redi/core/device.hpp"
@@ -87,6 +89,38 @@ inline void relu_forward(const Cpu&, T* out, const T* in, std::int64_t n) {
 template <CpuReal T>
 inline void relu_backward(const Cpu&, T* din, const T* dout, const T* x, std::int64_t n) {
   detail::elementwise_simd(n, [&](std::int64_t i) { din[i] = x[i] > T(0) ? dout[i] : T(0); });
+}
+
+/// Exact GELU (PyTorch's default nn.GELU(), approximate='none'): out = x Phi(x) =
+/// 0.5 x erfc(-x / sqrt 2). Forward only (the frozen DINOv2 MLP). Float: erfc from the
+/// Chebyshev-fitted form erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2) for z >= 0 (fractional
+/// error < 1.2e-7, Numerical Recipes' erfcc; 2 - erfc(-z) for z < 0), evaluated with the
+/// vectorised exp: relative error ~1e-6 against std::erf. Double: std::erfc. out may alias in.
+template <CpuReal T>
+inline void gelu_erf_forward(const Cpu&, T* out, const T* in, std::int64_t n) {
+  if constexpr (std::is_same_v<T, double>) {
+    detail::elementwise_simd(n, [&](std::int64_t i) { out[i] = 0.5 * in[i] * std::erfc(-in[i] * 0.70710678118654752440); });
+  } else {
+    const auto ec = detail::exp_clamp();
+    detail::elementwise_simd(n, [&](std::int64_t i) {
+      const float x = in[i];
+      const float z = -x * 0.70710678118654752f;  // erfc argument
+      const float az = z < 0.f ? -z : z;
+      const float t = 1.0f / (1.0f + 0.5f * az);
+      float p = 0.17087277f;
+      p = p * t - 0.82215223f;
+      p = p * t + 1.48851587f;
+      p = p * t - 1.13520398f;
+      p = p * t + 0.27886807f;
+      p = p * t - 0.18628806f;
+      p = p * t + 0.09678418f;
+      p = p * t + 0.37409196f;
+      p = p * t + 1.00002368f;
+      p = p * t - 1.26551223f;
+      const float e = t * detail::exp_f32(-az * az + p, ec);  // erfc(|z|)
+      out[i] = 0.5f * x * (z >= 0.f ? e : 2.0f - e);
+    });
+  }
 }
 
 }  // namespace redi::ops

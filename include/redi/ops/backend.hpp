@@ -22,6 +22,7 @@
 #include <concepts>
 #include <cstdint>
 
+#include "redi/ops/conv2d_geometry.hpp"  // Conv2dGeometry (a plain struct, shared by every backend)
 #include "redi/ops/optim.hpp"  // AdamWConfig (a plain struct, shared by every backend)
 
 namespace redi {
@@ -85,6 +86,24 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   Backend<Dev>::scale_inplace(d, g, n, r);
   Backend<Dev>::adamw_step(d, g, cg, g, g, n, acfg, n);
   Backend<Dev>::ema_update(d, g, cg, n, r);
+};
+
+/// The forward-only ops of convolutional inference networks (the SD-VAE, nn/vae.hpp) for element
+/// type T: convolution (scratch from conv2d_scratch_elems), GroupNorm (+ SiLU), nearest 2x
+/// upsampling, per-side zero padding, GEMM and row softmax (the VAE's spatial attention), copies.
+template <class Dev, class T>
+concept ConvOpsBackend = requires(const Dev& d, T* x, const T* cx, int i, std::int64_t n, double r, bool f,
+                                  const ops::Conv2dGeometry& g) {
+  Backend<Dev>::copy(d, x, cx, n);
+  Backend<Dev>::add_inplace(d, x, cx, n);
+  Backend<Dev>::scale_inplace(d, x, n, r);
+  Backend<Dev>::gemm(d, f, f, i, i, i, T(1), cx, i, cx, i, T(0), x, i);
+  Backend<Dev>::softmax_forward(d, x, cx, i, i);
+  { Backend<Dev>::conv2d_scratch_elems(g, i, i, i) } -> std::convertible_to<std::int64_t>;
+  Backend<Dev>::conv2d_forward(d, x, cx, cx, cx, i, i, i, g, x, n);
+  Backend<Dev>::group_norm_forward(d, x, cx, cx, cx, i, i, n, i, r, f);
+  Backend<Dev>::upsample_nearest2x_forward(d, x, cx, i, i, i, i);
+  Backend<Dev>::pad2d_forward(d, x, cx, i, i, i, i, i, i, i, i);
 };
 
 }  // namespace redi

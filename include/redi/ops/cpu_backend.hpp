@@ -94,6 +94,15 @@ struct Backend<Cpu> {
     ops::gelu_backward(c, din, dout, in, n);
   }
   template <CpuReal T>
+  static void gelu_erf_forward(const Cpu& c, T* out, const T* in, std::int64_t n) {
+    ops::gelu_erf_forward(c, out, in, n);
+  }
+  template <CpuReal T>
+  static void layernorm_affine_forward(const Cpu& c, T* out, const T* in, const T* gamma, const T* beta, int rows,
+                                       int C, T eps) {
+    ops::layernorm_affine_forward(c, out, in, gamma, beta, rows, C, eps);
+  }
+  template <CpuReal T>
   static void silu_forward(const Cpu& c, T* out, const T* in, std::int64_t n) { ops::silu_forward(c, out, in, n); }
   template <CpuReal T>
   static void silu_backward(const Cpu& c, T* din, const T* dout, const T* in, std::int64_t n) {
@@ -186,8 +195,43 @@ struct Backend<Cpu> {
                         double t, double h, double norm, double sd) {
     ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
   }
+
+  // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)
+  template <CpuReal T>
+  static void gemm(const Cpu& c, bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
+                   int ldb, T beta, T* C, int ldc) {
+    ops::gemm<T>(c, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  template <CpuReal T>
+  static void softmax_forward(const Cpu& c, T* out, const T* in, int rows, int cols) {
+    ops::softmax_forward(c, out, in, rows, cols);
+  }
+  /// Scratch elements conv2d_forward needs for chunks of `images` images (im2col + output).
+  static std::int64_t conv2d_scratch_elems(const ops::Conv2dGeometry& g, int H, int W, int images) {
+    return ops::conv2d_scratch_elems(g, H, W, images);
+  }
+  template <CpuReal T>
+  static void conv2d_forward(const Cpu& c, T* out, const T* in, const T* Wt, const T* b, int B, int H, int W,
+                             const ops::Conv2dGeometry& g, T* scratch, std::int64_t scratch_elems) {
+    ops::conv2d_forward(c, out, in, Wt, b, B, H, W, g, scratch, scratch_elems);
+  }
+  template <CpuReal T>
+  static void group_norm_forward(const Cpu& c, T* out, const T* in, const T* gamma, const T* beta, int B, int C,
+                                 std::int64_t P, int groups, double eps, bool silu) {
+    ops::group_norm_forward(c, out, in, gamma, beta, B, C, P, groups, eps, silu);
+  }
+  template <CpuReal T>
+  static void upsample_nearest2x_forward(const Cpu& c, T* out, const T* in, int B, int C, int H, int W) {
+    ops::upsample_nearest2x_forward(c, out, in, B, C, H, W);
+  }
+  template <CpuReal T>
+  static void pad2d_forward(const Cpu& c, T* out, const T* in, int B, int C, int H, int W, int top, int bottom,
+                            int left, int right) {
+    ops::pad2d_forward(c, out, in, B, C, H, W, top, bottom, left, right);
+  }
 };
 
 static_assert(OpsBackend<Cpu, float> && OpsBackend<Cpu, double>);
+static_assert(ConvOpsBackend<Cpu, float> && ConvOpsBackend<Cpu, double>);
 
 }  // namespace redi

@@ -1,5 +1,6 @@
 // redi/ops/layernorm.hpp — LayerNorm over the last dim without affine parameters (the adaLN
-// blocks of DiT use elementwise_affine=False), biased variance, eps inside the sqrt (PyTorch).
+// blocks of DiT use elementwise_affine=False), biased variance, eps inside the sqrt (PyTorch);
+// and the affine forward (nn.LayerNorm with weight and bias: DINOv2's norms, inference only).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -59,6 +60,33 @@ inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, c
     const T mg = sg / T(C), mgx = sgx / T(C);
 #pragma omp simd
     for (int c = 0; c < C; ++c) dx[c] = rs * (g[c] - mg - ((x[c] - mu) * rs) * mgx);
+  }
+}
+
+/// out = (in - mean) * rstd * gamma + beta per row of C elements (nn.LayerNorm with
+/// elementwise_affine=True), the same two-pass statistics as layernorm_forward. Forward only
+/// (no statistics saved). out may alias in.
+template <CpuReal T>
+inline void layernorm_affine_forward(const Cpu&, T* out, const T* in, const T* gamma, const T* beta, int rows, int C,
+                                     T eps = T(1e-6)) {
+  [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
+#pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
+  for (int r = 0; r < rows; ++r) {
+    const T* x = in + std::int64_t(r) * C;
+    T* y = out + std::int64_t(r) * C;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; ++c) s += x[c];
+    const T mu = s / T(C);
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int c = 0; c < C; ++c) {
+      const T d = x[c] - mu;
+      ss += d * d;
+    }
+    const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - mu) * rs * gamma[c] + beta[c];
   }
 }
 
