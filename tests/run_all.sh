@@ -10,7 +10,8 @@
 # REDI_WITH_CUDA (AUTO, ON or OFF; default AUTO), REDI_CUDA_ARCHS (CMAKE_CUDA_ARCHITECTURES,
 # default 80;90), REDI_BUILD_TARGETS (space-separated targets to build instead of all),
 # REDI_CTEST_ARGS (extra ctest arguments, e.g. "-L package" or "-E cuda"; split on spaces, no
-# quoting), REDI_SANITIZE (0: skip the ASan/UBSan stage, tests/sanitize.sh).
+# quoting), REDI_SANITIZE (0: skip the ASan/UBSan stage, tests/sanitize.sh), REDI_FUZZ (0: skip the
+# short fuzz run, tests/fuzz/ci.sh; REDI_FUZZ_SECONDS per target, default 30).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,5 +83,12 @@ ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 1800 ${RE
 if [[ "${REDI_SANITIZE:-1}" != "0" ]]; then
   say "sanitizers (tests/sanitize.sh)"
   REDI_JOBS="$jobs" bash tests/sanitize.sh
+fi
+
+# ---- 5. a short libFuzzer run of every file reader (clang; docs/security.md). REDI_FUZZ=0 skips it;
+# REDI_FUZZ_SECONDS sets the seconds per target (default 30 here).
+if [[ "${REDI_FUZZ:-1}" != "0" ]]; then
+  say "fuzzing (tests/fuzz/ci.sh)"
+  REDI_FUZZ_SECONDS="${REDI_FUZZ_SECONDS:-30}" bash tests/fuzz/ci.sh
 fi
 say "done"

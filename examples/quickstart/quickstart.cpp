@@ -99,9 +99,11 @@ Everything is deterministic for a given thread count.
   --samples N           samples drawn at the end (default 1000; balanced over the classes)
   --eval-split S        val | test: the reference images of the quality numbers (default test);
                         with test, the judge's floor (as many real validation images) is reported
-  --eval-every N        also sample --eval-samples images every N steps into evals/ and log the
-                        judge's FD (against the --eval-split images) (default 0: off)
-  --eval-samples N      (default 500)
+  --eval-every N        also sample --eval-samples images every N steps into evals/, log the
+                        judge's FD (against the --eval-split images) and draw curves.png
+                        (default 500; 0: off)
+  --eval-samples N      (default 200; the FD of few samples is biased upwards: compare curves
+                        at equal N, and read the final eval.json for the 1000-sample figure)
   --oracle              also sample the image channels with the features held to those of the
                         first N reference images (SampleRequest::known_z): oracle_samples.npz
   --encoder-steps N     supervised encoder training steps (default 600)
@@ -123,7 +125,7 @@ redi::dist::Communicator* g_comm = &redi::dist::single();
 
 struct Run {
   bool plain = false, conditional = true, oracle = false;
-  int r = 8, samples = 1000, sample_steps = 20, eval_samples = 500;
+  int r = 8, samples = 1000, sample_steps = 20, eval_samples = 200;
   std::string sampler = "euler", guidance = "auto", eval_split = "test";
   std::int64_t eval_every = 0;
   redi::GuidanceOptions go;
@@ -209,8 +211,8 @@ int run_main(const Args& a) {
     throw UsageError("--guidance " + run.guidance + ": an unconditional model has no classifier-free guidance");
   run.samples = int(a.integer("samples", 1000, 10, 1'000'000));
   run.eval_split = a.choice("eval-split", "test", {"val", "test"});
-  run.eval_every = a.integer("eval-every", 0, 0, 10'000'000);
-  run.eval_samples = int(a.integer("eval-samples", 500, 10, 1'000'000));
+  run.eval_every = a.integer("eval-every", 500, 0, 10'000'000);
+  run.eval_samples = int(a.integer("eval-samples", 200, 10, 1'000'000));
   run.oracle = a.flag("oracle");
   if (run.oracle && run.r == 0) throw UsageError("--oracle needs a ReDi model (r > 0)");
   run.seed = std::uint64_t(a.integer("seed", 0, 0, INT64_MAX));
@@ -315,7 +317,9 @@ int run_main(const Args& a) {
     model.ema().forward(xin.data(), tv.data(), yv.data(), rows, outv.data());
     fwd_s = since(t);
   }
-  const int n_sampled = run.samples * (run.oracle ? 2 : 1);
+  // The final samples, plus the evaluations along training (they share the wall-clock budget).
+  const std::int64_t n_evals = run.eval_every > 0 && !a.has("from") ? steps / run.eval_every : 0;
+  const int n_sampled = run.samples * (run.oracle ? 2 : 1) + int(n_evals) * run.eval_samples;
   const double sample_est = fwd_s * nfe * double(n_sampled) / 125.0 + 20.0;  // + evaluation
   redi::train::TrainerConfig tc;
   tc.steps = steps;

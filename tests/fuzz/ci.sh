@@ -12,6 +12,7 @@ if ! command -v clang++ >/dev/null 2>&1 && ! command -v clang++-14 >/dev/null 2>
    ! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
+    "${sudo_[@]+"${sudo_[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
     "${sudo_[@]+"${sudo_[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       clang libfuzzer-14-dev </dev/null
   fi
