@@ -11,6 +11,28 @@
 
 namespace redi::ops {
 
+/// Mean and rstd = 1/sqrt(var + eps) of one row of C elements: two passes (vectorised partial
+/// sums in T). Shared by layernorm_forward and layernorm_affine_forward.
+template <class T>
+struct RowStats {
+  T mean, rstd;
+};
+template <CpuReal T>
+inline RowStats<T> row_stats(const T* x, int C, T eps) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int c = 0; c < C; ++c) s += x[c];
+  const T mu = s / T(C);
+  T ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (int c = 0; c < C; ++c) {
+    const T d = x[c] - mu;
+    ss += d * d;
+  }
+  const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+  return {mu, rs};
+}
+
 /// out = (in - mean) * rstd per row of C elements; saves mean and rstd = 1/sqrt(var + eps).
 /// Two-pass mean/variance (vectorised partial sums in T).
 template <CpuReal T>
@@ -21,17 +43,8 @@ inline void layernorm_forward(const Cpu&, T* out, T* mean, T* rstd, const T* in,
   for (int r = 0; r < rows; ++r) {
     const T* x = in + std::int64_t(r) * C;
     T* y = out + std::int64_t(r) * C;
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int c = 0; c < C; ++c) s += x[c];
-    const T mu = s / T(C);
-    T ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int c = 0; c < C; ++c) {
-      const T d = x[c] - mu;
-      ss += d * d;
-    }
-    const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+    const RowStats<T> st = row_stats(x, C, eps);
+    const T mu = st.mean, rs = st.rstd;
 #pragma omp simd
     for (int c = 0; c < C; ++c) y[c] = (x[c] - mu) * rs;
     if (mean) mean[r] = mu;
@@ -74,17 +87,8 @@ inline void layernorm_affine_forward(const Cpu&, T* out, const T* in, const T* g
   for (int r = 0; r < rows; ++r) {
     const T* x = in + std::int64_t(r) * C;
     T* y = out + std::int64_t(r) * C;
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int c = 0; c < C; ++c) s += x[c];
-    const T mu = s / T(C);
-    T ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int c = 0; c < C; ++c) {
-      const T d = x[c] - mu;
-      ss += d * d;
-    }
-    const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+    const RowStats<T> st = row_stats(x, C, eps);
+    const T mu = st.mean, rs = st.rstd;
 #pragma omp simd
     for (int c = 0; c < C; ++c) y[c] = (x[c] - mu) * rs * gamma[c] + beta[c];
   }
