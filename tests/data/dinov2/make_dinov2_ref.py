@@ -35,11 +35,14 @@ Run: /usr/bin/python3 tests/data/dinov2/make_dinov2_ref.py   (torch >= 1.13, num
 """
 import json
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_write  # noqa: E402  (tests/data/st_write.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEAN = (0.485, 0.456, 0.406)
@@ -156,24 +159,6 @@ def preprocess(u8, size):
     return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
 
 
-def save_safetensors(path, tensors, metadata):
-    codes = {np.float32: "F32", np.float64: "F64", np.uint8: "U8"}
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        raw = arr.tobytes()
-        header[name] = {"dtype": codes[arr.dtype.type], "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for raw in blobs:
-            f.write(raw)
-
-
 def f32(t):
     return t.detach().numpy().astype(np.float32)
 
@@ -186,7 +171,7 @@ def main():
     torch.manual_seed(0)
     cfg = dict(width=16, heads=2, depth=2, mlp=64, registers=4, patch=14, pos_grid=37, channels=3)
     P = random_weights(cfg, seed=1234)
-    save_safetensors(os.path.join(HERE, "tiny_dinov2.safetensors"), {k: f32(v) for k, v in P.items()},
+    st_write.save_safetensors(os.path.join(HERE, "tiny_dinov2.safetensors"), {k: f32(v) for k, v in P.items()},
                      {"num_attention_heads": str(cfg["heads"]), "made_by": "tests/data/dinov2/make_dinov2_ref.py"})
 
     g = torch.Generator().manual_seed(7)
@@ -210,7 +195,7 @@ def main():
     rrect = F.interpolate(rin, size=(9, 23), **aa)
     assert rl16.shape[-2:] == (16, 16)
 
-    save_safetensors(os.path.join(HERE, "dinov2_ref.safetensors"), {
+    st_write.save_safetensors(os.path.join(HERE, "dinov2_ref.safetensors"), {
         "case_a_u8": u8.numpy(),
         "case_a_pixels": f32(pix_a),
         "case_a_tokens": f64(tok_a),
@@ -227,7 +212,7 @@ def main():
 
     small = dict(width=8, heads=2, depth=1, mlp=16, registers=2, patch=14, pos_grid=3, channels=3)
     Ps = random_weights(small, seed=99)
-    save_safetensors(os.path.join(HERE, "tiny_dinov2_w8.safetensors"), {k: f32(v) for k, v in Ps.items()},
+    st_write.save_safetensors(os.path.join(HERE, "tiny_dinov2_w8.safetensors"), {k: f32(v) for k, v in Ps.items()},
                      {"num_attention_heads": "2"})
     sd = {"dinov2_with_registers." + k: torch.tensor(f32(v)) for k, v in Ps.items()}
     sd["classifier.weight"] = torch.zeros(5, 16)

@@ -14,14 +14,16 @@ For each case three values:
   fd_true  : the eigh form in 60-digit arithmetic (mpmath), the ground truth
 Run from the repository root: /usr/bin/python3 tests/data/eval/make_fd_ref.py
 """
-import json
 import os
-import struct
+import sys
 import warnings
 
 import mpmath
 import numpy as np
 from scipy import linalg
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_write  # noqa: E402  (tests/data/st_write.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 D = 32
@@ -93,20 +95,7 @@ def cases(rng):
 
 
 def save_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr, dtype=np.float64)
-        b = arr.tobytes()
-        header[name] = {"dtype": "F64", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    st_write.save_safetensors(path, tensors, metadata, dtype=np.float64)
 
 
 def main():

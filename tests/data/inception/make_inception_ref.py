@@ -25,14 +25,16 @@ Writes tests/data/inception/inception_ref.safetensors and two small torch checkp
 loader's error tests (partial_inception.pt: only Conv2d_1a_3x3; bad_shape_inception.pt: its conv
 weight transposed).
 """
-import json
 import math
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_write  # noqa: E402  (tests/data/st_write.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 M64 = (1 << 64) - 1
@@ -211,24 +213,6 @@ def preprocess(u8, S):  # u8 [B, H, W, C] -> float64 [B, 3, S, S]
     return (2 * x - 1).double()
 
 
-def save_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    codes = {np.float32: "F32", np.float64: "F64", np.uint8: "U8"}
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        b = arr.tobytes()
-        header[name] = {"dtype": codes[arr.dtype.type], "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     torch.set_num_threads(2)
     sd, geo = make_weights()
@@ -250,7 +234,7 @@ def main():
             out[key + ".logits"] = logits.numpy()
             print(key, "pool3 mean %.4f max %.4f" % (pool3.mean(), pool3.max()), "spatial", tuple(spatial.shape),
                   "logits std %.4f" % logits.std())
-    save_safetensors(os.path.join(HERE, "inception_ref.safetensors"), out,
+    st_write.save_safetensors(os.path.join(HERE, "inception_ref.safetensors"), out,
                      {"about": "make_inception_ref.py: FID Inception-v3, hashed weights, float64 reference"})
     part = {k: torch.tensor(v) for k, v in sd.items() if k.startswith("Conv2d_1a_3x3.")}
     part["Conv2d_1a_3x3.bn.num_batches_tracked"] = torch.tensor(0, dtype=torch.int64)

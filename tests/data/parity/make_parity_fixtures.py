@@ -32,13 +32,16 @@ state_dict names ("model." prefix, pos_embed included), the inputs (x0, z0, nois
 the reference network input x_t, the output, the loss terms and the gradient of the loss with
 respect to every parameter ("grad." prefix).
 """
-import json
 import math
-import struct
+import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_write  # noqa: E402  (tests/data/st_write.py)
 
 torch.set_default_dtype(torch.float64)
 
@@ -244,24 +247,6 @@ def f32(a):
     return torch.tensor(np.asarray(a, dtype=np.float32).astype(np.float64))
 
 
-def save_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    codes = {np.float32: "F32", np.float64: "F64", np.int32: "I32"}
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        b = arr.tobytes()
-        header[name] = {"dtype": codes[arr.dtype.type], "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def make(name, cfg, t_values, labels, seed):
     rng = np.random.default_rng(seed)
     B, Cx, r, S = len(t_values), cfg["Cx"], cfg["r"], cfg["input_size"]
@@ -297,7 +282,7 @@ def make(name, cfg, t_values, labels, seed):
         T["grad." + k] = g.numpy()
     meta = {k: str(v) for k, v in cfg.items()}
     meta["generator"] = "tests/data/parity/make_parity_fixtures.py (torch %s)" % torch.__version__
-    save_safetensors(name, T, meta)
+    st_write.save_safetensors(name, T, meta)
     print("%s: loss %.10f (mse_x %.6f, mse_z %.6f, vb %.6f), %d parameters, out rms %.3f"
           % (name, loss.item(), mse_x.item(), mse_z.item(), vb.item(),
              sum(int(np.prod(s)) for _, s in state_dict_shapes(cfg)), out.pow(2).mean().sqrt().item()))

@@ -21,11 +21,15 @@ two upsamplers; shortcut convolutions where widths change).
 """
 import json
 import math
-import struct
+import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_write  # noqa: E402  (tests/data/st_write.py)
 
 CFG = dict(block_out_channels=[8, 16, 16], layers_per_block=2, latent_channels=4, norm_groups=4,
            norm_eps=1e-6, scaling_factor=0.18215, in_channels=3, out_channels=3)
@@ -139,19 +143,6 @@ class Ref:
 
 
 # ---------------------------------------------------------------- files
-def write_safetensors(path, tensors, metadata):
-    """safetensors: u64 little-endian header length, JSON header, raw little-endian data."""
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors:
-        b = np.ascontiguousarray(arr).tobytes()
-        dt = {np.float16: "F16", np.float32: "F32", np.float64: "F64"}[arr.dtype.type]
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def legacy(name):
@@ -173,7 +164,7 @@ def main():
             w = torch.randn(shape, generator=g) / math.sqrt(fan_in)
         params.append((name, w.to(torch.float16)))  # fp16-representable values
     sd = {n: w.to(torch.float64) for n, w in params}
-    write_safetensors("tiny_vae.safetensors", [(n, w.numpy()) for n, w in params],
+    st_write.save_safetensors("tiny_vae.safetensors", [(n, w.numpy()) for n, w in params],
                       {"config": json.dumps(CFG), "source": "tests/data/vae/make_vae_ref.py"})
     torch.save({legacy(n): w.clone() for n, w in params}, "tiny_vae_legacy.bin")
 
