@@ -180,11 +180,7 @@ public:
 
   explicit ConvNetClassifier(const ConvNetConfig& cfg, std::uint64_t seed = 0) : cfg_(cfg) {
     cfg_.validate();
-    auto add = [&](std::string name, Shape s, Init init) {
-      entries_.push_back({std::move(name), s, total_, init});
-      total_ += s.numel();
-      return entries_.back().offset;
-    };
+    auto add = [&](std::string name, Shape s, Init init) { return layout_.add(std::move(name), s, init); };
     int c = cfg_.channels, s = cfg_.image_size;
     const auto list = cfg_.layer_list();
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -209,19 +205,19 @@ public:
     }
     head_w_ = add("head.weight", Shape{cfg_.num_classes, c}, Init::XavierUniform);
     head_b_ = add("head.bias", Shape{cfg_.num_classes}, Init::Zero);
-    params_ = Tensor<T>(Shape{total_});
-    grads_ = Tensor<T>(Shape{total_});
+    params_ = Tensor<T>(Shape{layout_.total});
+    grads_ = Tensor<T>(Shape{layout_.total});
     initialize(seed);
   }
 
   // ---- configuration and parameters
   const ConvNetConfig& config() const { return cfg_; }
-  const std::vector<ParamEntry>& entries() const { return entries_; }
+  const std::vector<ParamEntry>& entries() const { return layout_.entries; }
   Tensor<T>& params() { return params_; }
   Tensor<T>& grads() { return grads_; }
   const Tensor<T>& params() const { return params_; }
   const Tensor<T>& grads() const { return grads_; }
-  std::int64_t num_params() const { return total_; }
+  std::int64_t num_params() const { return layout_.total; }
   void zero_grad() { grads_.zero(); }
   int feature_dim() const { return cfg_.feature_dim(); }
   int num_classes() const { return cfg_.num_classes; }
@@ -237,8 +233,8 @@ public:
   /// He-uniform conv weights, uniform(+-1/sqrt(D)) head weights, zero biases (see the header).
   void initialize(std::uint64_t seed) {
     T* P = params_.data();
-    for (std::size_t k = 0; k < entries_.size(); ++k) {
-      const auto& e = entries_[k];
+    for (std::size_t k = 0; k < layout_.entries.size(); ++k) {
+      const auto& e = layout_.entries[k];
       const bool head = e.offset == head_w_;
       const double bound = head ? 1.0 / std::sqrt(double(e.cols())) : std::sqrt(6.0 / double(e.cols()));
       for (std::int64_t i = 0; i < e.numel(); ++i)
@@ -250,9 +246,9 @@ public:
   /// Every parameter perturbed by N(0, std) (gradient checks: zero biases hide terms).
   void randomize(std::uint64_t seed, double std) {
     T* P = params_.data();
-    for (std::size_t k = 0; k < entries_.size(); ++k)
-      for (std::int64_t i = 0; i < entries_[k].numel(); ++i)
-        P[entries_[k].offset + i] += T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
+    for (std::size_t k = 0; k < layout_.entries.size(); ++k)
+      for (std::int64_t i = 0; i < layout_.entries[k].numel(); ++i)
+        P[layout_.entries[k].offset + i] += T(std * philox::normal(seed, 1000 + k, std::uint64_t(i)));
   }
 
   // ---- files (defined by WeightsFile<ConvNetClassifier<T>> in redi/weights/convnet.hpp; the
@@ -396,9 +392,9 @@ private:
   }
 
   ConvNetConfig cfg_;
-  std::vector<ParamEntry> entries_;
+  ParamLayout layout_;  // names, shapes, offsets (the init is this network's own, above)
   std::vector<Layer> layers_;
-  std::int64_t total_ = 0, head_w_ = 0, head_b_ = 0;
+  std::int64_t head_w_ = 0, head_b_ = 0;
   Tensor<T> params_, grads_, arena_;
   std::vector<T*> act_;
   T *grad_a_ = nullptr, *grad_b_ = nullptr, *feat_ = nullptr, *dfeat_ = nullptr, *logits_ = nullptr,

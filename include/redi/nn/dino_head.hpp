@@ -62,20 +62,20 @@ public:
       in = out;
     }
     last_v_ = add("last_layer.weight_v", Shape{cfg_.out_dim, cfg_.bottleneck}, Init::XavierUniform);
-    params_ = Tensor<T>(Shape{total_});
-    grads_ = Tensor<T>(Shape{total_});
+    params_ = Tensor<T>(Shape{layout_.total});
+    grads_ = Tensor<T>(Shape{layout_.total});
     wn_ = Tensor<T>(Shape{cfg_.out_dim, cfg_.bottleneck});
     vnorm_.assign(std::size_t(cfg_.out_dim), T(0));
     initialize(seed);
   }
 
   const DinoHeadConfig& config() const { return cfg_; }
-  const std::vector<ParamEntry>& entries() const { return entries_; }
+  const std::vector<ParamEntry>& entries() const { return layout_.entries; }
   Tensor<T>& params() { return params_; }
   Tensor<T>& grads() { return grads_; }
   const Tensor<T>& params() const { return params_; }
   const Tensor<T>& grads() const { return grads_; }
-  std::int64_t num_params() const { return total_; }
+  std::int64_t num_params() const { return layout_.total; }
   void zero_grad() { grads_.zero(); }
   /// The last layer's direction vectors v [K, bottleneck] (offset into params()/grads()).
   std::int64_t last_layer_offset() const { return last_v_; }
@@ -86,8 +86,8 @@ public:
   /// Philox keyed by (seed, entry index).
   void initialize(std::uint64_t seed) {
     T* P = params_.data();
-    for (std::size_t k = 0; k < entries_.size(); ++k) {
-      const auto& e = entries_[k];
+    for (std::size_t k = 0; k < layout_.entries.size(); ++k) {
+      const auto& e = layout_.entries[k];
       const double bound = std::sqrt(6.0 / double(e.rows() + e.cols()));
       for (std::int64_t i = 0; i < e.numel(); ++i)
         P[e.offset + i] = e.init == Init::Normal002  ? T(0.02 * philox::normal(seed, 7000 + k, std::uint64_t(i)))
@@ -178,11 +178,7 @@ private:
     T *u, *znorm, *logits, *du;
   };
 
-  std::int64_t add(std::string name, Shape s, Init init) {
-    entries_.push_back({std::move(name), s, total_, init});
-    total_ += s.numel();
-    return entries_.back().offset;
-  }
+  std::int64_t add(std::string name, Shape s, Init init) { return layout_.add(std::move(name), s, init); }
 
   /// Wn = rows of v divided by their norms (recomputed every forward: v changes every step).
   void normalize_last_layer() {
@@ -234,9 +230,9 @@ private:
   }
 
   DinoHeadConfig cfg_;
-  std::vector<ParamEntry> entries_;
+  ParamLayout layout_;  // names, shapes, offsets (the init is this head's own, above)
   std::vector<Layer> mlp_;
-  std::int64_t total_ = 0, last_v_ = 0;
+  std::int64_t last_v_ = 0;
   Tensor<T> params_, grads_, wn_, arena_;
   std::vector<T> vnorm_, dwn_;
   Acts a_{};
