@@ -143,19 +143,22 @@ inline void train_probe(const std::vector<float>& xs, const FeatureSet& tr, int 
   const int n = tr.n, dim = tr.dim, B = std::min(cfg.batch, n);
   W.assign(std::size_t(C) * dim, 0.f);
   b.assign(std::size_t(C), 0.f);
-  std::vector<float> gW(W.size()), gb(b.size()), mW(W.size(), 0.f), vW(W.size(), 0.f), mb(b.size(), 0.f),
-      vb(b.size(), 0.f), z(std::size_t(B) * C);
+  // One scratch allocation: gradients, AdamW moments (zero) and the logits of a batch.
+  const std::size_t nW = W.size(), nb_ = b.size();
+  std::vector<float> scratch(3 * nW + 3 * nb_ + std::size_t(B) * std::size_t(C), 0.f);
+  float *gW = scratch.data(), *mW = gW + nW, *vW = mW + nW, *gb = vW + nW, *mb = gb + nb_, *vb = mb + nb_,
+        *z = vb + nb_;
   data::BatchSampler sampler(n, B, cfg.seed ^ 0x70726f6265ull /* "probe" */);
   const int steps_per_epoch = int(sampler.batches_per_epoch()), total = cfg.epochs * steps_per_epoch;
   for (int step = 1; step <= total; ++step) {
     const auto draw = sampler.next();
-    std::fill(gW.begin(), gW.end(), 0.f);
-    std::fill(gb.begin(), gb.end(), 0.f);
+    std::fill(gW, gW + nW, 0.f);
+    std::fill(gb, gb + nb_, 0.f);
     const int nb = int(draw.indices.size());
     for (int r = 0; r < nb; ++r) {
       const std::int64_t i = draw.indices[std::size_t(r)];
       const float* x = xs.data() + i * dim;
-      float* zr = z.data() + std::size_t(r) * C;
+      float* zr = z + std::size_t(r) * C;
       float mx = -std::numeric_limits<float>::infinity();
       for (int c = 0; c < C; ++c) {
         float s = b[std::size_t(c)];
@@ -173,9 +176,9 @@ inline void train_probe(const std::vector<float>& xs, const FeatureSet& tr, int 
     }
     const double t = double(step - 1) / double(std::max(1, total - 1));
     const double lr_t = lr * 0.5 * (1.0 + std::cos(3.14159265358979323846 * t));
-    ops::adamw_step(cpu, W.data(), gW.data(), mW.data(), vW.data(), std::int64_t(W.size()),
+    ops::adamw_step(cpu, W.data(), gW, mW, vW, std::int64_t(W.size()),
                     ops::AdamWConfig{lr_t, 0.9, 0.999, 1e-8, wd}, step);
-    ops::adamw_step(cpu, b.data(), gb.data(), mb.data(), vb.data(), std::int64_t(b.size()),
+    ops::adamw_step(cpu, b.data(), gb, mb, vb, std::int64_t(b.size()),
                     ops::AdamWConfig{lr_t, 0.9, 0.999, 1e-8, 0.0}, step);
   }
 }
