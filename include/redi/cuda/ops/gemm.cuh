@@ -17,8 +17,8 @@
 //                                                      (CUBLASLT_EPILOGUE_BGRADB: Lt's B is the user's A)
 // aux is row-major [M, N] with leading dimension aux_ld (cuBLASLt: a multiple of 8, in elements,
 // of D's type); bgrad is OVERWRITTEN (length N for DGelu, M for BGradB, D's element type). The
-// GELU is the tanh approximation (as ops/activation.hpp; tests/cuda/test_cuda_linear_gelu.cu
-// checks it against both forms). Epilogue calls are only tried when epilogue_eligible() holds
+// GELU is the tanh approximation (as ops/activation.hpp; PyTorch pull request 104061 says so
+// of cuBLASLt's; tests/cuda/test_cuda_fused.cu checks it against both forms). Epilogue calls are only tried when epilogue_eligible() holds
 // (ld multiple of 8, every pointer 16-byte aligned); lt_matmul returns false, having done
 // nothing, when they are not or when cuBLASLt offers no algorithm (reported once per epilogue
 // on stderr): the caller then runs the unfused ops.
@@ -138,12 +138,17 @@ inline bool epilogue_eligible(const GemmCall& g) {
   return true;
 }
 
+/// Whether epilogue kind e has fallen back to the unfused ops in this process (the once-flags).
+inline bool& epilogue_fell_back(GemmEpi e) {
+  static bool said[4] = {false, false, false, false};
+  return said[int(e) & 3];
+}
+
 /// Says once per epilogue kind (per process) that it fell back to the unfused ops, and why.
 inline void report_epilogue_fallback(const GemmCall& g, const char* why) {
-  static bool said[4] = {false, false, false, false};
-  const int k = int(g.epi);
-  if (k < 0 || k > 3 || said[k]) return;
-  said[k] = true;
+  bool& said = epilogue_fell_back(g.epi);
+  if (g.epi == GemmEpi::None || said) return;
+  said = true;
   std::fprintf(stderr,
                "redi: cuBLASLt %s epilogue %s (M=%d N=%d K=%d, %s inputs, %s output); using the "
                "unfused GEMM + kernels (said once)\n",

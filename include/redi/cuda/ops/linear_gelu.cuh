@@ -6,8 +6,8 @@
 //             dbpre += column sums of dpre                (D = dpre, aux = pre, bias = gradient)
 // W and dout of the backward are the NEXT linear's (fc2's) weight and output gradient. Without the
 // epilogues the MLP reads and writes the [rows, f] pre-activation three more times per step
-// (docs/cuda.md: the traffic this saves at SiT-XL/2). GELU is the tanh approximation (checked
-// against both forms by tests/cuda/test_cuda_linear_gelu.cu).
+// (docs/cuda.md: the traffic this saves at SiT-XL/2). GELU is the tanh approximation (PyTorch pull
+// request 104061 says so of cuBLASLt's; tests/cuda/test_cuda_fused.cu checks it against both forms).
 // Layout contract of the fused path (gemm.cuh's epilogue_eligible): f = out_f a multiple of 8
 // (cuBLASLt's aux leading dimension), every pointer 16-byte aligned; else, or where cuBLASLt's
 // heuristic offers no algorithm for the types (said once on stderr), the unfused ops run:
