@@ -201,7 +201,8 @@ TEST(CudaFusedOptim, AdamWComputeCopyEqualsConvert) {
       const std::string tag = "n=" + std::to_string(n) + " off=" + std::to_string(off);
       EXPECT_TRUE(bit_equal(a_p.get(), b_p.get())) << "master " << tag;
       EXPECT_TRUE(bit_equal(copy.get(), host(conv))) << "copy " << tag;
-      for (std::int64_t step = 1; step <= 2; ++step) ops::adamw_step(cpu, p.data(), g.data(), m.data(), v.data(), N, cfg, step);
+      for (std::int64_t step = 1; step <= 2; ++step)
+        ops::adamw_step(cpu, p.data(), g.data(), m.data(), v.data(), N, cfg, step);
       EXPECT_TRUE(close(a_p.get(), p, 1e-5, 1e-6)) << "vs CPU " << tag;
     }
 }

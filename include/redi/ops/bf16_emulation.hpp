@@ -132,7 +132,8 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
                                     const float* pre, int rows, int f, int out_n) {
     linear_backward(c, dpre, nullptr, nullptr, dout, nullptr, W, rows, f, out_n);
     gelu_backward(c, dpre, dpre, pre, std::int64_t(rows) * f);
-    if (dbpre) Base::template linear_backward<float>(c, nullptr, nullptr, dbpre, dpre, nullptr, nullptr, rows, 0, f);
+    if (dbpre)  // fp32 parameter gradient: not rounded
+      Base::template linear_backward<float>(c, nullptr, nullptr, dbpre, dpre, nullptr, nullptr, rows, 0, f);
   }
   static void layernorm_forward(const Ctx& c, float* out, float* mean, float* rstd, const float* in, int rows,
                                 int C) {

@@ -18,10 +18,11 @@
 // aux is row-major [M, N] with leading dimension aux_ld (cuBLASLt: a multiple of 8, in elements,
 // of D's type); bgrad is OVERWRITTEN (length N for DGelu, M for BGradB, D's element type). The
 // GELU is the tanh approximation (as ops/activation.hpp; PyTorch pull request 104061 says so
-// of cuBLASLt's; tests/cuda/test_cuda_fused.cu checks it against both forms). Epilogue calls are only tried when epilogue_eligible() holds
-// (ld multiple of 8, every pointer 16-byte aligned); lt_matmul returns false, having done
-// nothing, when they are not or when cuBLASLt offers no algorithm (reported once per epilogue
-// on stderr): the caller then runs the unfused ops.
+// of cuBLASLt's; tests/cuda/test_cuda_fused.cu checks it against both forms). Epilogue calls
+// are only tried when epilogue_eligible() holds (ld multiple of 8, every pointer 16-byte
+// aligned); lt_matmul returns false, having done nothing, when they are not or when cuBLASLt
+// offers no algorithm (reported once per epilogue on stderr): the caller then runs the unfused
+// ops.
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
