@@ -186,7 +186,7 @@ struct Backend<Cpu> {
     ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
   }
 
-  // ---- the flow sampler's per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
+  // ---- the samplers' per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
   template <CpuReal T>
   static void fill_normal_rows(const Cpu& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
                                const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
@@ -205,6 +205,14 @@ struct Backend<Cpu> {
   static void flow_step(const Cpu& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
                         double t, double h, double norm, double sd) {
     ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
+  }
+  template <CpuReal T>
+  static void heun_step(const Cpu& c, T* out, const T* x, const T* v1, const T* v2, std::int64_t n, double h) {
+    ops::heun_step(c, out, x, v1, v2, n, h);
+  }
+  template <CpuReal T>
+  static void ddpm_step(const Cpu& c, T* x, const T* pred, const T* noise, const ops::DdpmStep& s) {
+    ops::ddpm_step(c, x, pred, noise, s);
   }
 
   // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)
