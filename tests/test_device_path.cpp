@@ -9,8 +9,8 @@
 // The training steps take the device loss path (redi::DeviceLoss: the joint loss's per-element
 // ops run by the device's backend) wherever it serves — flow matching and DDPM without learned
 // sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); every
-// sampler (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun, learned sigma included) takes
-// the device sampler (redi::DeviceSampler), feature-conditioned sampling the host Sampler.
+// sampler (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun, learned sigma and
+// feature-conditioned sampling included) takes the device sampler (redi::DeviceSampler).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -205,8 +205,8 @@ TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
 }
 
 // The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval
-// (branch count changing between steps), explicit sample indices, no labels; and the host
-// fallback for feature-conditioned sampling (known_z).
+// (branch count changing between steps), explicit sample indices, no labels, and
+// feature-conditioned sampling (known_z).
 template <class G>
 void check_ode_sampling(const GuidanceOptions& go, bool known_z = false) {
   ModelConfig c = tiny();
@@ -229,7 +229,7 @@ void check_ode_sampling(const GuidanceOptions& go, bool known_z = false) {
   d.template sample<OdeEuler, G>(od.data(), req, so, go);
   h.template sample<OdeEuler, G>(oh.data(), req, so, go);
   EXPECT_EQ(od, oh);
-  EXPECT_EQ(d.device_sampling_runs(), known_z ? 0 : 1);
+  EXPECT_EQ(d.device_sampling_runs(), 1);
 }
 
 TEST(DevicePath, DeviceOdeSamplingMatchesTheCpuBitForBit) {
@@ -242,7 +242,7 @@ TEST(DevicePath, DeviceOdeSamplingMatchesTheCpuBitForBit) {
   check_ode_sampling<RepGuidance>(go);
   go.interval_lo = 0.3;  // unguided (one branch) for the first steps
   check_ode_sampling<Combine<RepGuidance, CFG<Joint>>>(go);
-  check_ode_sampling<Combine<CFG<VaeOnly>, RepGuidance>>(go, /*known_z=*/true);  // host fallback
+  check_ode_sampling<Combine<CFG<VaeOnly>, RepGuidance>>(go, /*known_z=*/true);
 }
 TEST(DevicePath, DiTSeparateDdpmLearnedSigmaMatchesTheCpuModelBitForBit) {
   check_device_path<DiT, Separate, DDPM>(true, 0, 1);  // learned sigma: the host loss, the device sampler
@@ -289,7 +289,12 @@ void check_sampling(const typename S::Options& so, const GuidanceOptions& go, bo
     ss += double(v) * v;
   }
   EXPECT_GT(ss, 1e-3 * double(n)) << "the samples are not trivially zero";
-  EXPECT_EQ(d.device_sampling_runs(), known_z ? 0 : 1) << "the device sampler served the run";
+  EXPECT_EQ(d.device_sampling_runs(), 1) << "the device sampler served the run";
+  if (known_z) {  // the output's features are the known ones
+    const std::size_t per = n / B, nx = std::size_t(c.image_channels) * c.input_size * c.input_size;
+    for (int b = 0; b < B; ++b)
+      for (std::size_t e = nx; e < per; ++e) ASSERT_EQ(od[std::size_t(b) * per + e], -0.25f);
+  }
 }
 
 TEST(DevicePath, DeviceAncestralSamplingMatchesTheCpuBitForBit) {
@@ -317,7 +322,7 @@ TEST(DevicePath, DeviceAncestralSamplingMatchesTheCpuBitForBit) {
   so.variance = DdpmVariance::Auto;
   so.respacing = "ddim4";
   check_sampling<DiT, Merged, DDPM, Ancestral, NoGuidance>(so, go, false);  // Auto without learned sigma
-  // feature-conditioned sampling stays on the host Sampler
+  // feature-conditioned sampling (known z noised to the original timestep before each evaluation)
   check_sampling<DiT, Separate, DDPM, Ancestral, CFG<VaeOnly>>(so, go, true, /*known_z=*/true);
 }
 
@@ -334,6 +339,7 @@ TEST(DevicePath, DeviceDdimSamplingMatchesTheCpuBitForBit) {
   so.eta = 0.4;
   so.clip_denoised = true;  // eps re-derived from the clipped x0
   check_sampling<DiT, Separate, DDPM, DDIM, Combine<RepGuidance, CFG<Joint>>>(so, go, true);
+  check_sampling<DiT, Merged, DDPM, DDIM, RepGuidance>(so, go, false, /*known_z=*/true);
 }
 
 TEST(DevicePath, DeviceHeunSamplingMatchesTheCpuBitForBit) {
@@ -349,4 +355,16 @@ TEST(DevicePath, DeviceHeunSamplingMatchesTheCpuBitForBit) {
   go.interval_lo = 0.3;  // the corrector at tn may be guided when the predictor at t is not
   check_sampling<SiT, Merged, FlowMatching, OdeHeun, Combine<CFG<VaeOnly>, RepGuidance>>(so, go, false);
   check_sampling<SiT, Merged, FlowMatching, OdeHeun, Combine<CFG<VaeOnly>, RepGuidance>>(so, go, false, true);
+}
+
+TEST(DevicePath, DeviceKnownZNeedsFeatureChannels) {
+  ModelConfig c = tiny();
+  c.feature_channels = 0;
+  using Dm = ReDi<SiT, Merged, FlowMatching, float, StagedHost>;
+  Dm d(train_opts<Dm>(c), StagedHost{});
+  std::vector<float> out(std::size_t(2) * c.channels_in() * c.input_size * c.input_size), zk(4, 0.f);
+  SampleRequest req;
+  req.B = 2; req.known_z = zk.data();
+  test::expect_error([&] { d.template sample<OdeHeun>(out.data(), req, {.num_steps = 2}); },
+                     {"known_z", "feature channels"});
 }

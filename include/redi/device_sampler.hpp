@@ -3,10 +3,11 @@
 // network's device: the state, the noise (device Philox, the host Sampler's streams), the branch
 // rows of each guided forward, the guided combination and the step are device ops
 // (redi/ops/sampler_steps.hpp); the host uploads B indices and labels once and downloads the B
-// samples at the end. DDPM models with a learned variance (2 Cin output channels) are served
-// (the variance channels are read on the device). ReDi::sample uses it on devices whose backend
-// has those ops; the host redi::Sampler through the DeviceBridge stays the reference and serves
-// only feature-conditioned sampling (SampleRequest::known_z).
+// samples at the end (and, for feature-conditioned sampling, SampleRequest::known_z once). DDPM
+// models with a learned variance (2 Cin output channels) are served (the variance channels are
+// read on the device). ReDi::sample uses it on devices whose backend has those ops; the host
+// redi::Sampler through the DeviceBridge stays the reference (and reports a flow network with
+// a learned variance, which no sampler serves).
 // Same results as the host Sampler bit for bit (the ops' contract; checked on a test device
 // running the CPU ops by tests/test_device_path.cpp, the CUDA ops against the CPU ones by
 // tests/cuda/test_cuda_sampler.cu; the one exception on a GPU: a learned variance's exp).
@@ -38,6 +39,8 @@ concept DeviceSamplerBackend = requires(const Dev& d, M* x, const M* cx, int* iy
   Backend<Dev>::flow_step(d, x, cx, cx, n, ops::FlowStep::Euler, 0.0, 0.0, 0.0, 0.0);
   Backend<Dev>::heun_step(d, x, cx, cx, cx, n, 0.0);
   Backend<Dev>::ddpm_step(d, x, cx, cx, ops::DdpmStep{});
+  Backend<Dev>::impose_known(d, x, static_cast<const float*>(nullptr), cx, 1, n, n, 0.0, 0.0);
+  Backend<Dev>::copy_strided(d, x, n, cx, n, n, n);
 };
 
 template <class Net, class S, class G>
@@ -54,10 +57,10 @@ public:
                                    std::is_same_v<S, OdeHeun> || std::is_same_v<S, Ancestral> ||
                                    std::is_same_v<S, DDIM>;
 
-  /// Whether it serves this network and request (known_z: the host Sampler; a flow network
-  /// with a learned variance: the host Sampler, which rejects it).
-  static bool serves(const Net& net, const SampleRequest& req) {
-    if (!kSampler || req.known_z != nullptr) return false;
+  /// Whether it serves this network (a flow network with a learned variance: the host Sampler,
+  /// which rejects it).
+  static bool serves(const Net& net, const SampleRequest&) {
+    if (!kSampler) return false;
     return S::objective::is_ddpm || net.channels_out() == net.channels_in();
   }
 
@@ -66,7 +69,7 @@ public:
   void run(Net& net, M* x, const SampleRequest& req, const typename S::Options& so, const GuidanceOptions& go)
     requires kSampler
   {
-    REDI_CHECK(serves(net, req), "DeviceSampler: known_z or a flow network with learned sigma: use the host Sampler");
+    REDI_CHECK(serves(net, req), "DeviceSampler: a flow network with learned sigma: use the host Sampler");
     REDI_CHECK(req.B > 0, "Sampler: B must be positive");
     const diffusion::Layout L = diffusion::layout_of(net);
     const int B = req.B;
@@ -90,8 +93,22 @@ public:
     g_.nx = std::int64_t(L.cx) * L.hw();
     Ops::fill_normal_rows(net.context(), x_.data(), B, nin, req.seed, idx_.data(),
                           std::uint32_t(diffusion::rng::SampleInit), 0u);
+    known_ = req.known_z != nullptr;
+    const std::int64_t nz = nin - g_.nx;
+    if (known_) {  // feature-conditioned: known z once, and each row's initial feature noise n_z
+      REDI_CHECK(L.r() > 0, "Sampler: SampleRequest::known_z needs a model with feature channels (r > 0)");
+      if (known_z_.numel() < std::int64_t(B) * nz) {
+        known_z_.reallocate(Shape{std::int64_t(B) * nz});
+        zn_.reallocate(Shape{std::int64_t(B) * nz});
+      }
+      Dev::copy_from_host(known_z_.data(), req.known_z, std::size_t(B) * std::size_t(nz) * sizeof(float));
+      Ops::copy_strided(net.context(), zn_.data(), nz, x_.data() + g_.nx, nin, B, nz);
+    }
     if constexpr (S::objective::is_ddpm) run_ddpm(net, req, so, go, L.learned_sigma);
     else run_flow(net, req, so, go);
+    if (known_)  // the output's feature channels are the known z itself
+      Ops::impose_known(net.context(), x_.data(), known_z_.data(), static_cast<const M*>(nullptr), B, nin, g_.nx, 0.0,
+                        0.0);
     Dev::copy_to_host(x, x_.data(), std::size_t(B) * std::size_t(nin) * sizeof(M));
     ++runs_;
   }
@@ -100,9 +117,22 @@ public:
   std::int64_t runs() const { return runs_; }
 
 private:
-  /// pred [B, nout] := the guided prediction at state [B, nin] and network time t.
-  void predict(Net& net, const M* state, double t, const GuidanceOptions& go, M* pred) {
+  /// pred [B, nout] := the guided prediction at state [B, nin] and network time t (with known_z:
+  /// the state's feature channels first := the known z noised to t, as Sampler::impose_known).
+  void predict(Net& net, M* state, double t, const GuidanceOptions& go, M* pred) {
     const auto& ctx = net.context();
+    if (known_) {
+      double a, c;
+      if constexpr (S::objective::is_ddpm) {
+        const auto ti = std::size_t(std::lround(t));  // the ORIGINAL 1000-step index
+        a = base_.sqrt_alphas_cumprod[ti];
+        c = base_.sqrt_one_minus_alphas_cumprod[ti];
+      } else {
+        a = t;
+        c = 1.0 - t;
+      }
+      Ops::impose_known(ctx, state, known_z_.data(), zn_.data(), g_.B, g_.nin, g_.nx, a, c);
+    }
     g_.nb = (G::branches > 1 && diffusion::guidance_active(go, t)) ? G::branches : 1;
     const int rows = g_.nb * g_.B;
     Ops::guidance_inputs(ctx, in_.data(), time_.data(), lab_.data(), state, y_dev_, g_, t);
@@ -225,7 +255,11 @@ private:
     heun_ = heun;
   }
 
-  Tensor<M, Dev> x_, noise_, pred_, xp_, pred2_, in_, out_, time_;
+  Tensor<M, Dev> x_, noise_, pred_, xp_, pred2_, in_, out_, time_, zn_;
+  Tensor<float, Dev> known_z_;
+  bool known_ = false;
+  diffusion::GaussianSchedule base_ = S::objective::is_ddpm ? diffusion::GaussianSchedule::linear(DDPM::num_timesteps)
+                                                            : diffusion::GaussianSchedule{};
   Tensor<T, Dev> in_c_, out_c_;
   Tensor<int, Dev> lab_, y_;
   Tensor<std::uint64_t, Dev> idx_;

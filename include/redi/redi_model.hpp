@@ -13,10 +13,9 @@
 // value_type (the master type: float); on a device the network runs there, the joint loss's
 // per-element half too where the device's backend has it (redi::DeviceLoss, device_loss.hpp:
 // noise, noisy input, target, dout and the squared-error sums on the device), and every sampler
-// (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun; any guidance; learned sigma) too
-// (redi::DeviceSampler, device_sampler.hpp); feature-conditioned sampling (known_z) runs its
-// step math on the host through redi::DeviceBridge (nn/device_bridge.hpp), as does the loss for
-// learned sigma.
+// (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun; any guidance; learned sigma; known_z)
+// too (redi::DeviceSampler, device_sampler.hpp); the loss for learned sigma runs its math on the
+// host through redi::DeviceBridge (nn/device_bridge.hpp).
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -3,11 +3,13 @@
 // repeat the host Sampler and guided_prediction bit for bit; tests/test_device_path.cpp checks
 // that end to end): per-row Philox noise, the guided branch rows, the guided combination for
 // every policy (and one branch outside the guidance interval), the SDE, mean and Euler steps,
-// Heun's predictor and corrector, and the DDPM Ancestral / DDIM steps, all compared with ==
+// Heun's predictor and corrector, the DDPM Ancestral / DDIM steps and the known-feature
+// imposition of feature-conditioned sampling, all compared with ==
 // except the Ancestral step with a learned variance (CUDA's double exp vs glibc's: within one
 // float ulp). End to end: redi::DeviceSampler on a GPU Transformer against the host Sampler
 // driving the same network through the DeviceBridge, for every sampler (==, learned variance
-// within one float ulp per element per step, checked as 1e-5 relative on the final samples).
+// within one float ulp per element per step, checked as 1e-5 relative on the final samples),
+// feature-conditioned sampling included.
 // Skips without a CUDA device.
 #include <gtest/gtest.h>
 
@@ -186,6 +188,22 @@ TEST(CudaSamplerOps, DdpmStepsMatchCpu) {
   }
 }
 
+TEST(CudaSamplerOps, ImposeKnownMatchesCpu) {
+  REDI_REQUIRE_CUDA();
+  const std::int64_t nz = nin - nx;
+  const auto x = randn(std::size_t(B * nin), 12), known = randn(std::size_t(B * nz), 13),
+             zn = randn(std::size_t(B * nz), 14);
+  auto d_known = dev<float>(known), d_zn = dev<float>(zn);
+  for (const bool noised : {true, false}) {
+    auto h = x;
+    ops::impose_known(cpu, h.data(), known.data(), noised ? zn.data() : nullptr, B, nin, nx, 0.8123, 0.5832);
+    auto d_x = dev<float>(x);
+    ops::impose_known(ctx(), d_x.data(), d_known.data(), noised ? d_zn.data() : nullptr, B, nin, nx, 0.8123, 0.5832);
+    EXPECT_NE(h, x);
+    EXPECT_EQ(d_x.to_host(), h) << "noised " << noised;
+  }
+}
+
 // ---- end to end: DeviceSampler on the GPU network vs the host Sampler over the same network
 // through the DeviceBridge (the network evaluations see identical inputs, so the states agree
 // bit for bit wherever the step ops do).
@@ -206,13 +224,16 @@ Net sampler_net(bool learn_sigma) {
 }
 
 template <class S, class G>
-void expect_device_sampler_matches_host(bool learn_sigma, const typename S::Options& so, bool exact = true) {
+void expect_device_sampler_matches_host(bool learn_sigma, const typename S::Options& so, bool exact = true,
+                                        bool known_z = false) {
   ctx().set_tf32(false);
   Net net = sampler_net(learn_sigma);
   const int Bs = 3;
   const std::vector<int> labels = {2, 10, 7};  // 10: the null class
   SampleRequest req;
   req.B = Bs; req.labels = labels.data(); req.seed = 31; req.first_index = 100;
+  const std::vector<float> zk = randn(std::size_t(Bs) * net.feature_channels() * 64, 24);
+  if (known_z) req.known_z = zk.data();
   GuidanceOptions go;
   go.cfg_scale = 2.1;
   go.rg_scale = 1.4;
@@ -238,6 +259,8 @@ TEST(CudaDeviceSampler, EverySamplerMatchesTheHostSampler) {
   expect_device_sampler_matches_host<OdeEuler, CFG<Joint>>(false, {.num_steps = 4});
   expect_device_sampler_matches_host<OdeHeun, CR>(false, {.num_steps = 3});
   expect_device_sampler_matches_host<OdeHeun, RepGuidance>(false, {.num_steps = 3});
+  expect_device_sampler_matches_host<OdeHeun, CR>(false, {.num_steps = 3}, true, /*known_z=*/true);
+  expect_device_sampler_matches_host<DDIM, CFG<VaeOnly>>(false, {.respacing = "ddim4"}, true, /*known_z=*/true);
   expect_device_sampler_matches_host<DDIM, CR>(false, {.respacing = "ddim5", .eta = 0.5, .clip_denoised = true});
   expect_device_sampler_matches_host<Ancestral, CFG<VaeOnly>>(false, {.respacing = "5"});
   expect_device_sampler_matches_host<Ancestral, CR>(true, {.respacing = "5", .variance = DdpmVariance::FixedSmall});

@@ -214,6 +214,11 @@ struct Backend<Cuda> {
   static void ddpm_step(const Cuda& c, T* x, const T* pred, const T* noise, const ops::DdpmStep& s) {
     ops::ddpm_step(c, x, pred, noise, s);
   }
+  template <class T>
+  static void impose_known(const Cuda& c, T* x, const float* known, const T* zn, int B, std::int64_t nin,
+                           std::int64_t nx, double a, double cz) {
+    ops::impose_known(c, x, known, zn, B, nin, nx, a, cz);
+  }
 
   // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)
   template <class T>

@@ -23,6 +23,9 @@
 //                      learned: f = (v + 1) / 2, lv = f log beta + (1 - f) log var_post;
 //                      DDIM x0 sqrt(abar') + sqrt(1 - abar' - s^2) eps + s n (eps re-derived
 //                      from the clipped x0 with clip); the noise term only when noisy.
+//   impose_known       feature-conditioned sampling (SampleRequest::known_z): row b's feature
+//                      elements := a known + c zn (the known features noised to the current
+//                      time with the row's initial feature noise zn), or known itself (zn null)
 // Every expression is the host Sampler's, operation for operation and in the same order; the
 // one libm call (exp of a learned log variance) is std::exp on the CPU and CUDA's exp (<= 1 ulp
 // in double) on the GPU: the only place a GPU state may differ from the CPU's.
@@ -204,6 +207,25 @@ void ddpm_step(const Cpu&, T* x, const T* pred, const T* noise, const DdpmStep& 
     x[k] = T(ddpm_step_element(s, double(x[k]), double(pred[p]), s.learned ? double(pred[p + s.nin]) : 0.0,
                                s.noisy ? double(noise[k]) : 0.0));
   }
+}
+
+/// One feature element of feature-conditioned sampling: T(a k + c zn) (the host Sampler's
+/// impose_known), or T(k) without zn (the output's features are the known ones).
+REDI_HD double known_element(double k, double zn, bool noised, double a, double c) {
+  return noised ? REDI_DADD(REDI_DMUL(a, k), REDI_DMUL(c, zn)) : k;
+}
+
+/// x [B, nin]: elements nx .. nin - 1 of row b := known_element(known[b, e], zn[b, e], zn != null, a, c),
+/// known and zn [B, nin - nx].
+template <class T>
+void impose_known(const Cpu&, T* x, const float* known, const T* zn, int B, std::int64_t nin, std::int64_t nx,
+                  double a, double c) {
+  const std::int64_t nz = nin - nx;
+  for (int b = 0; b < B; ++b)
+    for (std::int64_t e = 0; e < nz; ++e) {
+      const std::int64_t k = std::int64_t(b) * nz + e;
+      x[std::int64_t(b) * nin + nx + e] = T(known_element(double(known[k]), zn ? double(zn[k]) : 0.0, zn != nullptr, a, c));
+    }
 }
 
 }  // namespace redi::ops

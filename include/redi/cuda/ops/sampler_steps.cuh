@@ -83,6 +83,17 @@ __global__ void ddpm_step_kernel(T* x, const T* pred, const T* noise, ops::DdpmS
   }
 }
 
+template <class T>
+__global__ void impose_known_kernel(T* x, const float* known, const T* zn, int B, std::int64_t nin, std::int64_t nx,
+                                    double a, double c) {
+  const std::int64_t nz = nin - nx, total = std::int64_t(B) * nz;
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total;
+       k += std::int64_t(blockDim.x) * gridDim.x) {
+    const std::int64_t b = k / nz, e = k % nz;
+    x[b * nin + nx + e] = T(ops::known_element(double(known[k]), zn ? double(zn[k]) : 0.0, zn != nullptr, a, c));
+  }
+}
+
 }  // namespace cuda_detail
 
 namespace ops {
@@ -142,6 +153,16 @@ void ddpm_step(const Cuda& ctx, T* x, const T* pred, const T* noise, const DdpmS
   cuda_detail::ddpm_step_kernel<<<cuda_detail::grid_for(n, cuda_detail::kThreads), cuda_detail::kThreads, 0,
                                   ctx.stream()>>>(x, pred, noise, s);
   REDI_CUDA_LAUNCH_CHECK("ddpm_step");
+}
+
+template <class T>
+void impose_known(const Cuda& ctx, T* x, const float* known, const T* zn, int B, std::int64_t nin, std::int64_t nx,
+                  double a, double c) {
+  const std::int64_t total = std::int64_t(B) * (nin - nx);
+  if (total <= 0) return;
+  cuda_detail::impose_known_kernel<<<cuda_detail::grid_for(total, cuda_detail::kThreads), cuda_detail::kThreads, 0,
+                                     ctx.stream()>>>(x, known, zn, B, nin, nx, a, c);
+  REDI_CUDA_LAUNCH_CHECK("impose_known");
 }
 
 }  // namespace ops
