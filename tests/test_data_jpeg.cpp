@@ -174,15 +174,14 @@ TEST(DataJpeg, HostileFilesAreErrorsNamingTheFile) {
     c[dht + 2] = 0, c[dht + 3] = 2;
     expect_file_error("bad_dht.jpg", c, {"cannot decode JPEG"});
   }
-  // Garbage before EOI: libjpeg warns ("extraneous bytes"); strict (default) refuses it, lenient
-  // decodes the same pixels as the clean file.
+  // Garbage before the SOS marker: libjpeg warns ("3 extraneous bytes before marker 0xda");
+  // strict (default) refuses it, lenient decodes the same pixels as the clean file (as PIL does).
   {
     auto b = base;
-    const std::size_t eoi = b.size() - 2;
-    ASSERT_EQ(b[eoi], 0xff);
-    ASSERT_EQ(b[eoi + 1], 0xd9);
-    b.insert(b.begin() + std::ptrdiff_t(eoi), {0x12, 0x34, 0x56});
-    expect_file_error("extraneous.jpg", b, {"extraneous bytes"});
+    const std::size_t sos = find_marker(b, 0xda);
+    ASSERT_NE(sos, std::string::npos);
+    b.insert(b.begin() + std::ptrdiff_t(sos), {0x12, 0x34, 0x56});
+    expect_file_error("extraneous.jpg", b, {"3 extraneous bytes before marker 0xda"});
     const std::string p = (t / "extraneous.jpg").string();
     EXPECT_EQ(decode_image_file(p, 3, {.strict_jpeg = false}).pixels, decode_image_file(fixture("baseline420.jpg")).pixels);
   }

@@ -41,7 +41,7 @@ endif()
 # the rows of a shard, recomputed independently (order, labels, crop, flips, latent scale, PCA layout)
 run(${DATA_TOOL} verify ${WORK} ${DINOV2} ${WORK}/shards/shard_00001.safetensors)
 message(STATUS "verify:\n${last_out}")
-if(njpeg GREATER 0 AND NOT last_out MATCHES "img2[.]JPEG")
+if(njpeg GREATER 0 AND NOT last_out MATCHES "img1[.]JPEG")
   message(FATAL_ERROR "the verified shard holds no JPEG-decoded row")
 endif()
 

@@ -166,8 +166,8 @@ int main(int argc, char** argv) {
         }
     const fs::path stem = out / "images" / cls / ("img" + std::to_string(i));
 #if defined(REDI_HAVE_JPEG) && REDI_HAVE_JPEG
-    if (i == 2 || i == 3 || i == 5) {  // img2: 4:2:0, img3: 4:4:4, img5: progressive 4:2:0
-      write_jpeg(fs::path(stem) += ".JPEG", px.data(), w, h, i != 3, i == 5);
+    if (i == 1 || i == 2 || i == 5) {  // img1: 4:4:4, img2: 4:2:0, img5: progressive 4:2:0
+      write_jpeg(fs::path(stem) += ".JPEG", px.data(), w, h, i != 1, i == 5);
       continue;
     }
 #endif
