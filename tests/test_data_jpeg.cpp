@@ -80,7 +80,8 @@ TEST(DataJpeg, PixelParityWithPil) {
     ASSERT_EQ(im.c, grey ? 1 : 3) << key;
     ASSERT_EQ(im.pixels.size(), want.size()) << key;
     int max_diff = 0;
-    for (std::size_t i = 0; i < want.size(); ++i) max_diff = std::max(max_diff, std::abs(int(im.pixels[i]) - int(want[i])));
+    for (std::size_t i = 0; i < want.size(); ++i)
+      max_diff = std::max(max_diff, std::abs(int(im.pixels[i]) - int(want[i])));
     EXPECT_EQ(max_diff, 0) << key << ": largest difference to PIL";
     exact += max_diff == 0;
     ++files;
@@ -183,7 +184,8 @@ TEST(DataJpeg, HostileFilesAreErrorsNamingTheFile) {
     b.insert(b.begin() + std::ptrdiff_t(sos), {0x12, 0x34, 0x56});
     expect_file_error("extraneous.jpg", b, {"3 extraneous bytes before marker 0xda"});
     const std::string p = (t / "extraneous.jpg").string();
-    EXPECT_EQ(decode_image_file(p, 3, {.strict_jpeg = false}).pixels, decode_image_file(fixture("baseline420.jpg")).pixels);
+    EXPECT_EQ(decode_image_file(p, 3, {.strict_jpeg = false}).pixels,
+              decode_image_file(fixture("baseline420.jpg")).pixels);
   }
   // SOF dimensions: zero (libjpeg's own check), over a side, over the pixel count: the last two
   // are redi's ImageLimits message from the header (a 2 KB file claiming 60000^2 pixels); past

@@ -58,7 +58,8 @@ void write_jpeg(const fs::path& path, const std::uint8_t* rgb, int w, int h, boo
   c.image_width = JDIMENSION(w), c.image_height = JDIMENSION(h), c.input_components = 3, c.in_color_space = JCS_RGB;
   jpeg_set_defaults(&c);
   jpeg_set_quality(&c, 90, TRUE);
-  for (int k = 0; k < 3; ++k) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = (k == 0 && subsample) ? 2 : 1;
+  for (int k = 0; k < 3; ++k)
+    c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = (k == 0 && subsample) ? 2 : 1;
   if (progressive) jpeg_simple_progression(&c);
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {

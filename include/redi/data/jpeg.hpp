@@ -110,7 +110,9 @@ inline void progress(j_common_ptr c) {
 
 [[gnu::noinline]] inline bool read_header(jpeg_decompress_struct* d, ErrorState* s) {
   if (setjmp(s->jump)) return false;
-  return jpeg_read_header(d, TRUE) == JPEG_HEADER_OK;  // mem source: never JPEG_SUSPENDED
+  if (jpeg_read_header(d, TRUE) == JPEG_HEADER_OK) return true;  // mem source: never JPEG_SUSPENDED
+  std::snprintf(s->message, sizeof s->message, "a tables-only JPEG datastream (no image)");
+  return false;
 }
 
 [[gnu::noinline]] inline bool start(jpeg_decompress_struct* d, ErrorState* s) {
@@ -220,9 +222,9 @@ inline DecodedImage decode_jpeg(const std::uint8_t* data, std::size_t size, int 
   return im;
 #else
   (void)data, (void)size, (void)limits;
-  REDI_FAIL(what, ": JPEG image, but this build of redi has no JPEG decoder: libjpeg was not found when redi was "
-            "configured (Debian/Ubuntu: apt-get install libjpeg-dev, i.e. libjpeg62-turbo-dev; then reconfigure; "
-            "outside CMake define REDI_HAVE_JPEG=1 and link -ljpeg)");
+  REDI_FAIL(what, ": JPEG image, but this build of redi has no JPEG decoder: libjpeg was not found (or "
+            "REDI_USE_JPEG=OFF) when redi was configured (Debian/Ubuntu: apt-get install libjpeg-dev, i.e. "
+            "libjpeg62-turbo-dev; then reconfigure; outside CMake define REDI_HAVE_JPEG=1 and link -ljpeg)");
 #endif
 }
 
