@@ -10,6 +10,8 @@
 // ops run by the device's backend) wherever it serves — flow matching and DDPM without learned
 // sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); flow
 // sampling takes the device sampler (redi::DeviceSampler) and DDPM sampling the host Sampler.
+// With activation recomputation (nn/recompute.hpp) on the device model only, the results are
+// still the CPU model's (without recomputation) bit for bit.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -178,13 +180,15 @@ std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& 
 }
 
 template <class B, class F, class O>
-void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling) {
+void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling,
+                       Recompute recompute = Recompute::None) {
   ModelConfig c = tiny();
   c.learn_sigma = learn_sigma;
   using Dm = ReDi<B, F, O, float, StagedHost>;
   using Cm = ReDi<B, F, O, float, Cpu>;
   Dm d(train_opts<Dm>(c), StagedHost{});
   Cm h(train_opts<Cm>(c));
+  d.net().set_recompute(recompute);
   const auto [ld, sd] = run(d, c);
   const auto [lh, sh] = run(h, c);
   EXPECT_EQ(ld, lh) << "losses and gradient norms";
@@ -200,6 +204,11 @@ TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
 }
 TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
   check_device_path<DiT, Merged, DDPM>(false, 4, 0);
+}
+TEST(DevicePath, RecomputationOnTheDeviceMatchesTheCpuModelBitForBit) {
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Attention);
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Mlp);
+  check_device_path<DiT, Separate, DDPM>(true, 0, 0, Recompute::Block);
 }
 
 // The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval
