@@ -1,6 +1,8 @@
 // The adaLN-Zero DiT block on its own: finite-difference gradients (double) for its input
 // tokens, its conditioning vector SiLU(c) and every weight, and the adaLN-Zero property (zero
-// modulation weights make the block the identity).
+// modulation weights make the block the identity); the out-of-place gated residual the block's
+// forward uses (out = x + gate * y) equals the copy + in-place form bit for bit (float,
+// double, the bf16 emulation) and leaves x alone, or works in place when out aliases x.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include "redi/core/philox.hpp"
 #include "redi/core/workspace.hpp"
 #include "redi/nn/dit_block.hpp"
+#include "redi/ops/bf16_emulation.hpp"
 #include "redi/ops/cpu_backend.hpp"
 
 using namespace redi;
@@ -75,6 +78,33 @@ TEST(DiTBlock, GradientsOfInputConditioningAndWeights) {
     const std::int64_t n = (k + 1 < 10 ? f.off[k + 1] : std::int64_t(f.W.size())) - f.off[k];
     check(names[k], f.W.data() + f.off[k], G.data() + f.off[k], n);
   }
+}
+
+template <class Dev, class T>
+void check_gated_residual_out_of_place() {
+  using Ops = Backend<Dev>;
+  const int B = 3, L = 7, C = 20, ms = 6 * C;
+  const std::size_t n = std::size_t(B) * L * C;
+  std::vector<T> x(n), y(n), mod(std::size_t(B) * ms);
+  philox::fill_normal(x.data(), n, 27, 0);
+  philox::fill_normal(y.data(), n, 27, 1);
+  philox::fill_normal(mod.data(), mod.size(), 27, 2);
+  const T* gate = mod.data() + 2 * C;
+  std::vector<T> ref = x;  // copy + in place
+  Ops::gated_residual_forward(Dev{}, ref.data(), y.data(), gate, B, L, C, ms);
+  std::vector<T> out(n, T(7)), x0 = x;
+  Ops::gated_residual_forward(Dev{}, out.data(), static_cast<const T*>(x.data()), y.data(), gate, B, L, C, ms);
+  EXPECT_EQ(out, ref);
+  EXPECT_EQ(x, x0) << "x is read only";
+  Ops::gated_residual_forward(Dev{}, x.data(), static_cast<const T*>(x.data()), y.data(), gate, B, L, C, ms);
+  EXPECT_EQ(x, ref) << "out aliasing x";
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(ref[i], x0[i] + gate[(i / (L * C)) * ms + i % C] * y[i]) << i;
+}
+
+TEST(DiTBlock, GatedResidualOutOfPlaceEqualsCopyPlusInPlace) {
+  check_gated_residual_out_of_place<Cpu, float>();
+  check_gated_residual_out_of_place<Cpu, double>();
+  check_gated_residual_out_of_place<Bf16Emulator<>, float>();
 }
 
 TEST(DiTBlock, ZeroModulationIsIdentity) {

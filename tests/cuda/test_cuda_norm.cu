@@ -1,6 +1,8 @@
 // CUDA vs CPU: LayerNorm, adaLN modulate and gated residual, and their mixed-type forms on
 // BF16Mixed's fp32 residual stream (LayerNorm reads fp32 and writes bf16, its backward and the
-// gated residual write fp32, accumulate adds bf16 into fp32). Skips without a device.
+// gated residual write fp32, accumulate adds bf16 into fp32); the out-of-place gated residual
+// (out = x + gate * y, what the DiT block uses) against the CPU and against the in-place op on
+// the device (bit for bit: the same kernel). Skips without a device.
 #include "cuda_test_util.hpp"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
@@ -76,6 +78,16 @@ TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
   auto d_xr = dev<T>(x);
   ops::gated_residual_forward(ctx(), d_xr.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
   EXPECT_TRUE(close(host(d_xr), xr, Tol<T>::elem)) << "gated_residual_forward";
+  {  // out of place: out = x + gate * y, x untouched; equal to the in-place result bit for bit
+    std::vector<float> xo(s.tokens());
+    ops::gated_residual_forward(cpu, xo.data(), x.data(), y.data(), gate, B, L, C, ms);
+    EXPECT_EQ(xo, xr) << "CPU out of place == in place";
+    auto d_o = dev_zeros<T>(s.tokens());
+    ops::gated_residual_forward(ctx(), d_o.data(), static_cast<const T*>(d_x.data()), d_y.data(),
+                                d_ada.data() + 2 * C, B, L, C, ms);
+    EXPECT_EQ(host(d_o), host(d_xr)) << "gated_residual_forward out of place == in place (device)";
+    EXPECT_EQ(host(d_x), host(dev<T>(x))) << "out of place leaves x alone";
+  }
   // backward: gradients land inside a d(adaLN) buffer [B, 6C]
   std::vector<float> din(s.tokens()), dada(s.ada(), 0.0f), dy(s.tokens());
   ops::modulate_backward(cpu, din.data(), dada.data(), dada.data() + C, g.data(), x.data(), scale,
@@ -131,6 +143,13 @@ TEST(CudaResidualFp32, MixedTypesKeepTheResidualInFp32) {
   auto d_y = dev<bf16>(y), d_ada = dev<bf16>(ada);
   ops::gated_residual_forward(ctx(), d_h.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
   EXPECT_TRUE(close(host(d_h), x, Tol<float>::elem)) << "gated_residual_forward into fp32";
+  {  // out of place, fp32 out from fp32 x (the block's h_mid = h_in + gate1 * a)
+    auto d_h0 = dev<float>(h), d_o = dev_zeros<float>(s.tokens());
+    ops::gated_residual_forward(ctx(), d_o.data(), static_cast<const float*>(d_h0.data()), d_y.data(),
+                                d_ada.data() + 2 * C, B, L, C, ms);
+    EXPECT_EQ(host(d_o), host(d_h)) << "fp32 out of place == in place (device)";
+    EXPECT_TRUE(close(host(d_o), x, Tol<float>::elem)) << "gated_residual_forward out of place into fp32";
+  }
   // its backward reads the fp32 dh
   std::vector<float> dy(s.tokens()), dada(s.ada(), 0.0f);
   ops::gated_residual_backward(cpu, dy.data(), dada.data() + 2 * C, h.data(), y.data(), ada.data() + 2 * C, B, L,

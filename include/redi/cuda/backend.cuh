@@ -82,6 +82,11 @@ struct Backend<Cuda> {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
   }
   template <class T, class R>
+  static void gated_residual_forward(const Cuda& c, R* out, const R* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
+  }
+  template <class T, class R>
   static void gated_residual_backward(const Cuda& c, T* dy, T* dgate, const R* dx, const T* y, const T* gate,
                                       int B, int L, int C, int mod_stride) {
     ops::gated_residual_backward(c, dy, dgate, dx, y, gate, B, L, C, mod_stride);

@@ -9,7 +9,8 @@
 // the conditioning gradient dsc summed over the blocks (one type everywhere on the CPU;
 // bf16 / fp32 / fp32 / fp32 for BF16Mixed, as PyTorch autocast: only what feeds a GEMM or the
 // attention is bf16). The R values are touched by LayerNorm (reads R, writes T), the gated
-// residual (R += T * T), LayerNorm's backward (writes R) and Ops::accumulate (R += T or R):
+// residual (R = R + T * T, written out of place: h_mid and h_out in one pass each, no copy
+// of h_in / h_mid first), LayerNorm's backward (writes R) and Ops::accumulate (R += T or R):
 // none of the 2 x depth additions into h or dh, nor the depth additions into dsc, rounds to T.
 // Attention: the exact-contract op (probs [B, H, S, S] saved), or, where the device has one
 // for this shape (has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
@@ -153,13 +154,12 @@ void block_attention_forward(const Ctx& ctx, const BlockDims& d, const BlockWeig
   Ops::linear_forward(ctx, a.a, a.ao, w.proj_w, w.proj_b, rows, D, D);
 }
 
-/// The attention residual: a.h_mid = a.h_in + gate1 * a.a.
+/// The attention residual: a.h_mid = a.h_in + gate1 * a.a (out of place: one pass).
 template <class Ctx, class T, class St, class R>
 void block_attention_residual(const Ctx& ctx, const BlockDims& d, const BlockActs<T, St, R>& a) {
   using Ops = Backend<Ctx>;
   const int D = d.D;
-  Ops::copy(ctx, a.h_mid, a.h_in, d.N() * D);
-  Ops::gated_residual_forward(ctx, a.h_mid, a.a, a.mod + 2 * D, d.B, d.S, D, 6 * D);
+  Ops::gated_residual_forward(ctx, a.h_mid, static_cast<const R*>(a.h_in), a.a, a.mod + 2 * D, d.B, d.S, D, 6 * D);
 }
 
 /// The MLP branch's forward, LN2 .. fc2: a.f2 from a.h_mid and a.mod (not the residual).
@@ -193,8 +193,7 @@ void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
   detail::block_attention_forward(ctx, d, w, a);   // attention branch
   detail::block_attention_residual(ctx, d, a);     // h_mid = h_in + gate1 * a
   detail::block_mlp_forward(ctx, d, w, a);         // MLP branch
-  if (h_out != a.h_mid) Ops::copy(ctx, h_out, a.h_mid, d.N() * D);
-  Ops::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
+  Ops::gated_residual_forward(ctx, h_out, static_cast<const R*>(a.h_mid), a.f2, gate2, B, S, D, ms);  // out of place
 }
 
 /// Backward. On entry dh = dL/dh_out; on exit dh = dL/dh_in. Parameter gradients accumulate

@@ -83,6 +83,11 @@ struct Backend<Cpu> {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
   }
   template <CpuReal T>
+  static void gated_residual_forward(const Cpu& c, T* out, const T* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
   static void gated_residual_backward(const Cpu& c, T* dy, T* dgate, const T* dx, const T* y, const T* gate,
                                       int B, int L, int C, int mod_stride) {
     ops::gated_residual_backward(c, dy, dgate, dx, y, gate, B, L, C, mod_stride);

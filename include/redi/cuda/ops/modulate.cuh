@@ -21,13 +21,14 @@ __global__ void modulate_fwd_kernel(D* out, const D* in, const D* shift, const D
   }
 }
 
+/// out = x + gate * y (out may alias x: each thread reads x[e] before writing out[e]).
 template <class Dx, class D>
-__global__ void gated_residual_fwd_kernel(Dx* x, const D* y, const D* gate, int L, int C,
+__global__ void gated_residual_fwd_kernel(Dx* out, const Dx* x, const D* y, const D* gate, int L, int C,
                                           int mod_stride, std::int64_t n) {
   REDI_GRID_STRIDE(e, n) {
     const int c = int(e % C);
     const std::int64_t b = e / (std::int64_t(L) * C);
-    x[e] = st<Dx>(ld(x[e]) + ld(gate[b * mod_stride + c]) * ld(y[e]));
+    out[e] = st<Dx>(ld(x[e]) + ld(gate[b * mod_stride + c]) * ld(y[e]));
   }
 }
 
@@ -126,8 +127,21 @@ void gated_residual_forward(const Cuda& ctx, R* x, const T* y, const T* gate, in
   const std::int64_t n = std::int64_t(B) * L * C;
   if (n <= 0) return;
   gated_residual_fwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
-      dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+      dptr(x), dptr(static_cast<const R*>(x)), dptr(y), dptr(gate), L, C, mod_stride, n);
   REDI_CUDA_LAUNCH_CHECK("gated_residual_forward");
+}
+
+/// out = x + gate * y, out of place (one pass instead of a copy and the in-place op); out may
+/// alias x. out and x of the residual type R.
+template <CudaReal T, CudaReal R>
+void gated_residual_forward(const Cuda& ctx, R* out, const R* x, const T* y, const T* gate, int B,
+                            int L, int C, int mod_stride) {
+  using namespace cuda_detail;
+  const std::int64_t n = std::int64_t(B) * L * C;
+  if (n <= 0) return;
+  gated_residual_fwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
+      dptr(out), dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+  REDI_CUDA_LAUNCH_CHECK("gated_residual_forward (out of place)");
 }
 
 /// dy = dx * gate (overwritten) ; dgate = sum_L dx * y (overwritten, at b*mod_stride + c);
