@@ -2,7 +2,10 @@
 // tokens, its conditioning vector SiLU(c) and every weight, and the adaLN-Zero property (zero
 // modulation weights make the block the identity); the out-of-place gated residual the block's
 // forward uses (out = x + gate * y) equals the copy + in-place form bit for bit (float,
-// double, the bf16 emulation) and leaves x alone, or works in place when out aliases x.
+// double, the bf16 emulation) and leaves x alone, or works in place when out aliases x; the
+// block's LayerNorm + modulate op (layernorm_modulate_forward, one kernel on the GPU) equals
+// layernorm_forward then modulate_forward of the same backend (the emulation: ln rounded to
+// bf16 before it is modulated).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -105,6 +108,31 @@ TEST(DiTBlock, GatedResidualOutOfPlaceEqualsCopyPlusInPlace) {
   check_gated_residual_out_of_place<Cpu, float>();
   check_gated_residual_out_of_place<Cpu, double>();
   check_gated_residual_out_of_place<Bf16Emulator<>, float>();
+}
+
+template <class Dev, class T>
+void check_layernorm_modulate() {
+  using Ops = Backend<Dev>;
+  const int B = 2, L = 5, C = 24, ms = 6 * C;
+  const std::size_t n = std::size_t(B) * L * C;
+  std::vector<T> x(n), mod(std::size_t(B) * ms);
+  philox::fill_normal(x.data(), n, 28, 0);
+  philox::fill_normal(mod.data(), mod.size(), 28, 1);
+  std::vector<T> ln(n), out(n), mean(B * L), rstd(B * L), ln2(n), out2(n), mean2(B * L), rstd2(B * L);
+  Ops::layernorm_modulate_forward(Dev{}, ln.data(), out.data(), mean.data(), rstd.data(), x.data(), mod.data(),
+                                  mod.data() + C, B, L, C, ms);
+  Ops::layernorm_forward(Dev{}, ln2.data(), mean2.data(), rstd2.data(), x.data(), B * L, C);
+  Ops::modulate_forward(Dev{}, out2.data(), ln2.data(), mod.data(), mod.data() + C, B, L, C, ms);
+  EXPECT_EQ(ln, ln2);
+  EXPECT_EQ(out, out2);
+  EXPECT_EQ(mean, mean2);
+  EXPECT_EQ(rstd, rstd2);
+}
+
+TEST(DiTBlock, LayerNormModulateEqualsTheTwoOps) {
+  check_layernorm_modulate<Cpu, float>();
+  check_layernorm_modulate<Cpu, double>();
+  check_layernorm_modulate<Bf16Emulator<>, float>();
 }
 
 TEST(DiTBlock, ZeroModulationIsIdentity) {

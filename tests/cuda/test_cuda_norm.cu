@@ -2,7 +2,10 @@
 // BF16Mixed's fp32 residual stream (LayerNorm reads fp32 and writes bf16, its backward and the
 // gated residual write fp32, accumulate adds bf16 into fp32); the out-of-place gated residual
 // (out = x + gate * y, what the DiT block uses) against the CPU and against the in-place op on
-// the device (bit for bit: the same kernel). Skips without a device.
+// the device (bit for bit: the same kernel); the fused LayerNorm + modulate of the block
+// (layernorm_modulate_forward) against the CPU's LayerNorm then modulate and against the two
+// device ops (equal bits expected: the same arithmetic on the stored LayerNorm output). Skips
+// without a device.
 #include "cuda_test_util.hpp"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
@@ -55,6 +58,51 @@ struct ModShape {
   std::size_t tokens() const { return std::size_t(B) * L * C; }
   std::size_t ada() const { return std::size_t(B) * ms(); }
 };
+
+/// The fused op against the CPU's two ops (tolerance) and the device's two ops (bit for bit),
+/// input of type R (the fp32 residual stream under BF16Mixed, or T itself).
+template <class T, class R>
+void check_layernorm_modulate(const std::vector<float>& x, const std::vector<float>& ada, int B, int L, int C,
+                              int ms) {
+  const int rows = B * L;
+  const std::size_t n = std::size_t(rows) * C;
+  std::vector<float> ln(n), out(n), mean(rows), rstd(rows);
+  ops::layernorm_forward(cpu, ln.data(), mean.data(), rstd.data(), x.data(), rows, C);
+  if constexpr (!std::is_same_v<T, float>) ln = round_bf16(ln);  // the device stores ln in T
+  ops::modulate_forward(cpu, out.data(), ln.data(), ada.data(), ada.data() + C, B, L, C, ms);
+  auto d_x = dev<R>(x);
+  auto d_ada = dev<T>(ada);
+  auto f_ln = dev_zeros<T>(n), f_out = dev_zeros<T>(n), u_ln = dev_zeros<T>(n), u_out = dev_zeros<T>(n);
+  auto f_mean = dev_zeros<float>(rows), f_rstd = dev_zeros<float>(rows);
+  auto u_mean = dev_zeros<float>(rows), u_rstd = dev_zeros<float>(rows);
+  ops::layernorm_modulate_forward(ctx(), f_ln.data(), f_out.data(), f_mean.data(), f_rstd.data(),
+                                  static_cast<const R*>(d_x.data()), static_cast<const T*>(d_ada.data()),
+                                  static_cast<const T*>(d_ada.data() + C), B, L, C, ms);
+  ops::layernorm_forward(ctx(), u_ln.data(), u_mean.data(), u_rstd.data(), d_x.data(), rows, C);
+  ops::modulate_forward(ctx(), u_out.data(), static_cast<const T*>(u_ln.data()), d_ada.data(), d_ada.data() + C,
+                        B, L, C, ms);
+  EXPECT_TRUE(close(host(f_out), out, Tol<T>::red)) << "layernorm_modulate_forward out C=" << C;
+  EXPECT_TRUE(close(host(f_mean), mean, 1e-5, 1e-6)) << "mean C=" << C;
+  EXPECT_EQ(host(f_ln), host(u_ln)) << "fused ln == layernorm_forward C=" << C;
+  EXPECT_EQ(host(f_out), host(u_out)) << "fused out == layernorm_forward + modulate_forward C=" << C;
+  EXPECT_EQ(host(f_mean), host(u_mean));
+  EXPECT_EQ(host(f_rstd), host(u_rstd));
+}
+
+TYPED_TEST(CudaNorm, LayerNormModulateFusedEqualsTheTwoOps) {
+  REDI_REQUIRE_CUDA();
+  using T = TypeParam;
+  for (int C : {7, 100, 1152}) {
+    const int B = 3, L = 11, ms = 6 * C;
+    const auto x = input<T>(std::size_t(B) * L * C, 36, 2.0f, 0.5f);
+    const auto ada = input<T>(std::size_t(B) * ms, 37, 0.5f);
+    check_layernorm_modulate<T, T>(x, ada, B, L, C, ms);
+    if constexpr (!std::is_same_v<T, float>) {  // BF16Mixed: fp32 residual stream in, bf16 out
+      const auto xf = randn(std::size_t(B) * L * C, 38, 3.0f, 1.0f);
+      check_layernorm_modulate<T, float>(xf, ada, B, L, C, ms);
+    }
+  }
+}
 
 TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
   REDI_REQUIRE_CUDA();

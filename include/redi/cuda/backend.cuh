@@ -66,6 +66,11 @@ struct Backend<Cuda> {
                                  int rows, int C) {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
+  template <class T, class S, class R>
+  static void layernorm_modulate_forward(const Cuda& c, T* ln, T* out, S* mean, S* rstd, const R* in, const T* shift,
+                                         const T* scale, int B, int L, int C, int mod_stride) {
+    ops::layernorm_modulate_forward(c, ln, out, mean, rstd, in, shift, scale, B, L, C, mod_stride);
+  }
   template <class T>
   static void modulate_forward(const Cuda& c, T* out, const T* in, const T* shift, const T* scale, int B, int L,
                                int C, int mod_stride) {

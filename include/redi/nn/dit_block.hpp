@@ -142,8 +142,7 @@ void block_attention_forward(const Ctx& ctx, const BlockDims& d, const BlockWeig
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;  // stride between samples in mod
   const T *shift1 = a.mod, *scale1 = a.mod + D;
-  Ops::layernorm_forward(ctx, a.ln1, a.mean1, a.rstd1, a.h_in, rows, D);
-  Ops::modulate_forward(ctx, a.m1, a.ln1, shift1, scale1, B, S, D, ms);
+  Ops::layernorm_modulate_forward(ctx, a.ln1, a.m1, a.mean1, a.rstd1, a.h_in, shift1, scale1, B, S, D, ms);
   Ops::linear_forward(ctx, a.qkv, a.m1, w.qkv_w, w.qkv_b, rows, D, 3 * D);
   if constexpr (has_flash_attention<Ctx, T>) {
     if (a.lse) Ops::flash_attention_forward(ctx, a.ao, a.lse, a.qkv, B, S, H, D / H);
@@ -170,8 +169,7 @@ void block_mlp_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>
   const int B = d.B, S = d.S, D = d.D, rows = int(d.N());
   const int ms = 6 * D;
   const T *shift2 = a.mod + 3 * D, *scale2 = a.mod + 4 * D;
-  Ops::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
-  Ops::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
+  Ops::layernorm_modulate_forward(ctx, a.ln2, a.m2, a.mean2, a.rstd2, a.h_mid, shift2, scale2, B, S, D, ms);
   Ops::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
   Ops::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
   Ops::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);

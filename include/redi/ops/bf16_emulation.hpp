@@ -127,6 +127,12 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
     Base::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
     rnd_res(din, std::int64_t(rows) * C);  // residual type
   }
+  static void layernorm_modulate_forward(const Ctx& c, float* ln, float* out, float* mean, float* rstd,
+                                         const float* in, const float* shift, const float* scale, int B, int L,
+                                         int C, int ms) {  // the two emulated ops: ln rounded before it is modulated
+    layernorm_forward(c, ln, mean, rstd, in, B * L, C);
+    modulate_forward(c, out, ln, shift, scale, B, L, C, ms);
+  }
   static void modulate_forward(const Ctx& c, float* out, const float* in, const float* shift, const float* scale,
                                int B, int L, int C, int ms) {
     Base::modulate_forward(c, out, in, shift, scale, B, L, C, ms);
