@@ -11,6 +11,8 @@
 // sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); every
 // sampler (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun, learned sigma and
 // feature-conditioned sampling included) takes the device sampler (redi::DeviceSampler).
+// With activation recomputation (nn/recompute.hpp) on the device model only, the results are
+// still the CPU model's (without recomputation) bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -180,13 +182,15 @@ std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& 
 }
 
 template <class B, class F, class O>
-void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling) {
+void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling,
+                       Recompute recompute = Recompute::None) {
   ModelConfig c = tiny();
   c.learn_sigma = learn_sigma;
   using Dm = ReDi<B, F, O, float, StagedHost>;
   using Cm = ReDi<B, F, O, float, Cpu>;
   Dm d(train_opts<Dm>(c), StagedHost{});
   Cm h(train_opts<Cm>(c));
+  d.net().set_recompute(recompute);
   const auto [ld, sd] = run(d, c);
   const auto [lh, sh] = run(h, c);
   EXPECT_EQ(ld, lh) << "losses and gradient norms";
@@ -202,6 +206,11 @@ TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
 }
 TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
   check_device_path<DiT, Merged, DDPM>(false, 4, 1);
+}
+TEST(DevicePath, RecomputationOnTheDeviceMatchesTheCpuModelBitForBit) {
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Attention);
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Mlp);
+  check_device_path<DiT, Separate, DDPM>(true, 0, 0, Recompute::Block);
 }
 
 // The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval

@@ -76,6 +76,11 @@ struct Backend<Cuda> {
                                  int rows, int C) {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
+  template <class T, class S, class R>
+  static void layernorm_modulate_forward(const Cuda& c, T* ln, T* out, S* mean, S* rstd, const R* in, const T* shift,
+                                         const T* scale, int B, int L, int C, int mod_stride) {
+    ops::layernorm_modulate_forward(c, ln, out, mean, rstd, in, shift, scale, B, L, C, mod_stride);
+  }
   template <class T>
   static void modulate_forward(const Cuda& c, T* out, const T* in, const T* shift, const T* scale, int B, int L,
                                int C, int mod_stride) {
@@ -90,6 +95,11 @@ struct Backend<Cuda> {
   static void gated_residual_forward(const Cuda& c, R* x, const T* y, const T* gate, int B, int L, int C,
                                      int mod_stride) {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
+  }
+  template <class T, class R>
+  static void gated_residual_forward(const Cuda& c, R* out, const R* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
   }
   template <class T, class R>
   static void gated_residual_backward(const Cuda& c, T* dy, T* dgate, const R* dx, const T* y, const T* gate,

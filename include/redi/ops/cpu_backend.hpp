@@ -83,6 +83,14 @@ struct Backend<Cpu> {
                                int C, int mod_stride) {
     ops::modulate_forward(c, out, in, shift, scale, B, L, C, mod_stride);
   }
+  /// ln = LayerNorm(in) (mean, rstd saved), out = ln * (1 + scale) + shift: the block's
+  /// LN + adaLN modulation in one op (one pass on the GPU); here the two ops, so bit for bit theirs.
+  template <CpuReal T>
+  static void layernorm_modulate_forward(const Cpu& c, T* ln, T* out, T* mean, T* rstd, const T* in,
+                                         const T* shift, const T* scale, int B, int L, int C, int mod_stride) {
+    ops::layernorm_forward(c, ln, mean, rstd, in, B * L, C);
+    ops::modulate_forward(c, out, static_cast<const T*>(ln), shift, scale, B, L, C, mod_stride);
+  }
   template <CpuReal T>
   static void modulate_backward(const Cpu& c, T* din, T* dshift, T* dscale, const T* dout, const T* in,
                                 const T* scale, int B, int L, int C, int mod_stride) {
@@ -92,6 +100,11 @@ struct Backend<Cpu> {
   static void gated_residual_forward(const Cpu& c, T* x, const T* y, const T* gate, int B, int L, int C,
                                      int mod_stride) {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void gated_residual_forward(const Cpu& c, T* out, const T* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
   }
   template <CpuReal T>
   static void gated_residual_backward(const Cpu& c, T* dy, T* dgate, const T* dx, const T* y, const T* gate,
