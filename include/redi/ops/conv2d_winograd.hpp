@@ -54,21 +54,47 @@ namespace detail {
 template <CpuReal T>
 void winograd_weights(T* U, const T* Wt, int OC, int C) {
   const std::int64_t oc = std::int64_t(OC) * C;
-#pragma omp parallel for schedule(static) if (oc > 4096)
-  for (std::int64_t k = 0; k < oc; ++k) {
-    const T* g = Wt + k * 9;
-    T t[4][3];  // G g: rows of the 4x3 product
-    for (int j = 0; j < 3; ++j) {
-      t[0][j] = g[j];
-      t[1][j] = T(0.5) * (g[j] + g[3 + j] + g[6 + j]);
-      t[2][j] = T(0.5) * (g[j] - g[3 + j] + g[6 + j]);
-      t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; ++i) {  // (G g) G^T
-      U[(i * 4 + 0) * oc + k] = t[i][0];
-      U[(i * 4 + 1) * oc + k] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
-      U[(i * 4 + 2) * oc + k] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
-      U[(i * 4 + 3) * oc + k] = t[i][2];
+  constexpr int block = 256;
+  // blocks of 256 (o, c) pairs: transposed into gt[tap][pair] (L1), then the transform
+  // vectorised across the pairs (contiguous loads and stores)
+#pragma omp parallel if (oc > 4096)
+  {
+    std::vector<T> gt(9 * std::size_t(block));
+#pragma omp for schedule(static)
+    for (std::int64_t k0 = 0; k0 < oc; k0 += block) {
+      const int nk = int(std::min<std::int64_t>(block, oc - k0));
+      for (int k = 0; k < nk; ++k)
+        for (int j = 0; j < 9; ++j) gt[std::size_t(j) * block + k] = Wt[(k0 + k) * 9 + j];
+      const T *g0 = gt.data(), *g1 = g0 + block, *g2 = g1 + block, *g3 = g2 + block, *g4 = g3 + block;
+      const T *g5 = g4 + block, *g6 = g5 + block, *g7 = g6 + block, *g8 = g7 + block;
+      T* u = U + k0;
+#pragma omp simd
+      for (int k = 0; k < nk; ++k) {
+        // G g: rows t0..t3 (3 columns each)
+        const T t00 = g0[k], t01 = g1[k], t02 = g2[k];
+        const T t10 = T(0.5) * (g0[k] + g3[k] + g6[k]), t11 = T(0.5) * (g1[k] + g4[k] + g7[k]),
+                t12 = T(0.5) * (g2[k] + g5[k] + g8[k]);
+        const T t20 = T(0.5) * (g0[k] - g3[k] + g6[k]), t21 = T(0.5) * (g1[k] - g4[k] + g7[k]),
+                t22 = T(0.5) * (g2[k] - g5[k] + g8[k]);
+        const T t30 = g6[k], t31 = g7[k], t32 = g8[k];
+        // (G g) G^T, row i -> xi = 4i + 0..3
+        u[0 * oc + k] = t00;
+        u[1 * oc + k] = T(0.5) * (t00 + t01 + t02);
+        u[2 * oc + k] = T(0.5) * (t00 - t01 + t02);
+        u[3 * oc + k] = t02;
+        u[4 * oc + k] = t10;
+        u[5 * oc + k] = T(0.5) * (t10 + t11 + t12);
+        u[6 * oc + k] = T(0.5) * (t10 - t11 + t12);
+        u[7 * oc + k] = t12;
+        u[8 * oc + k] = t20;
+        u[9 * oc + k] = T(0.5) * (t20 + t21 + t22);
+        u[10 * oc + k] = T(0.5) * (t20 - t21 + t22);
+        u[11 * oc + k] = t22;
+        u[12 * oc + k] = t30;
+        u[13 * oc + k] = T(0.5) * (t30 + t31 + t32);
+        u[14 * oc + k] = T(0.5) * (t30 - t31 + t32);
+        u[15 * oc + k] = t32;
+      }
     }
   }
 }
@@ -79,6 +105,9 @@ void winograd_input(T* V, const T* in, int n, int H, int W, const Conv2dGeometry
   const int C = g.in_channels, TH = (g.out_h(H) + 1) / 2, TW = (g.out_w(W) + 1) / 2, pl = g.pad_left;
   const std::int64_t T1 = std::int64_t(TH) * TW, ld = std::int64_t(n) * T1, stride = std::int64_t(C) * ld;
   const int L = TW + 1;  // even / odd columns of a window row: e[x] = col 2x - pl, o[x] = col 2x + 1 - pl
+  // x ranges whose column lies in [0, W): 0 <= 2x - pl < W, 0 <= 2x + 1 - pl < W
+  const int xe0 = std::min(L, (pl + 1) / 2), xe1 = std::max(xe0, std::min(L, (W - 1 + pl) / 2 + 1));
+  const int xo0 = std::min(L, pl / 2), xo1 = W - 2 + pl < 0 ? xo0 : std::max(xo0, std::min(L, (W - 2 + pl) / 2 + 1));
 #pragma omp parallel if (std::int64_t(n) * C * H * W > 32768)
   {
     std::vector<T> buf(std::size_t(16) * L);
@@ -100,11 +129,12 @@ void winograd_input(T* V, const T* in, int n, int H, int W, const Conv2dGeometry
             continue;
           }
           const T* row = src + std::int64_t(iy) * W;
-          for (int x = 0; x < L; ++x) {
-            const int ce = 2 * x - pl, co = ce + 1;
-            e[r][x] = (ce >= 0 && ce < W) ? row[ce] : T(0);
-            od[r][x] = (co >= 0 && co < W) ? row[co] : T(0);
-          }
+          std::fill(e[r], e[r] + L, T(0));
+          std::fill(od[r], od[r] + L, T(0));
+#pragma omp simd
+          for (int x = xe0; x < xe1; ++x) e[r][x] = row[2 * x - pl];
+#pragma omp simd
+          for (int x = xo0; x < xo1; ++x) od[r][x] = row[2 * x + 1 - pl];
         }
         T* out = dst + std::int64_t(ty) * TW;
         for (int k = 0; k < 4; ++k) {
