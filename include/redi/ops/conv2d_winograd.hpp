@@ -19,16 +19,21 @@
 // loops in double and float). Results do not depend on the thread count (the transforms are
 // per element, the GEMMs as im2col's).
 //
+// The 16 products run on ops/linear_avx512.hpp's AVX-512 kernel in float when the build targets
+// AVX-512 and n*T is a multiple of 32 (every VAE layer at 256 px), else on the BLAS.
+//
 // Scratch (elements): 16*OC*C (U) + 16*(C + OC)*n*T (V, M) for chunks of n images.
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/ops/conv2d_geometry.hpp"
 #include "redi/ops/gemm.hpp"
+#include "redi/ops/linear_avx512.hpp"
 
 namespace redi::ops {
 
@@ -233,9 +238,17 @@ inline void conv2d_winograd_forward(const Cpu& dev, T* out, const T* in, const T
     T* V = U + 16 * oc;
     T* M = V + 16 * std::int64_t(C) * ld;
     detail::winograd_input(V, in + std::int64_t(b0) * C * H * W, n, H, W, g);
-    for (int xi = 0; xi < 16; ++xi)
+    for (int xi = 0; xi < 16; ++xi) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (detail::kHaveLinearAvx512 && ld % 32 == 0) {  // AVX-512 build: ops/linear_avx512.hpp
+          gemm_avx512(M + xi * OC * ld, int(ld), U + xi * oc, C, V + xi * C * ld, int(ld), false, nullptr, OC, C,
+                      int(ld));
+          continue;
+        }
+      }
       gemm<T>(dev, false, false, OC, int(ld), C, T(1), U + xi * oc, C, V + xi * C * ld, int(ld), T(0),
               M + xi * OC * ld, int(ld));
+    }
     detail::winograd_output(out + std::int64_t(b0) * OC * OH * OW, M, b, n, OH, OW, OC);
   }
 }

@@ -1,6 +1,7 @@
-// redi/ops/linear_avx512.hpp — the float linear-layer forward out = in * W^T + b with AVX-512
-// FMAs, for builds that target AVX-512 (-march=native on such a CPU: __AVX512F__), used by
-// ops::linear_forward when it applies (float, out_f a multiple of 32, enough work).
+// redi/ops/linear_avx512.hpp — float products C = A * op(B) (+ bias) with AVX-512 FMAs, for
+// builds that target AVX-512 (-march=native on such a CPU: __AVX512F__): the linear-layer
+// forward out = in * W^T + b (ops::linear_forward, when it applies: out_f a multiple of 32,
+// enough work) and the Winograd convolution's products (ops/conv2d_winograd.hpp).
 //
 // Why: the BLAS a machine has may run AVX2 kernels on an AVX-512 CPU (OpenBLAS picks its
 // kernels from the CPU model, or from OPENBLAS_CORETYPE; this project's machine is pinned to
@@ -85,12 +86,13 @@ inline bool linear_avx512_applies(int rows, int in_f, int out_f) {
          std::int64_t(rows) * in_f * out_f >= (std::int64_t(1) << 20);
 }
 
-/// out[rows, out_f] = in[rows, in_f] * W^T + b (b may be null); requires linear_avx512_applies.
-inline void linear_forward_avx512(float* out, const float* in, const float* W, const float* b, int rows, int in_f,
-                                  int out_f) {
+/// C[rows, N] (ldc) = A[rows, K] (lda) * op(B) + bias (bias [N] or null), float, AVX-512 build,
+/// N % 32 == 0. op(B) = B^T for B [N, K] (ldb; b_nk, the linear layer's W) or B for B [K, N] (ldb).
+inline void gemm_avx512(float* C, int ldc, const float* A, int lda, const float* B, int ldb, bool b_nk,
+                        const float* bias, int rows, int K, int N) {
 #if defined(__AVX512F__)
   constexpr int kNR = 32, kKC = 256, kMR = 8, kMC = 2048;
-  const int panels = out_f / kNR;
+  const int panels = N / kNR;
   const int mblocks = (rows + kMC - 1) / kMC, mc = (rows + mblocks - 1) / mblocks;  // balanced row blocks
 #pragma omp parallel
   {
@@ -101,24 +103,35 @@ inline void linear_forward_avx512(float* out, const float* in, const float* W, c
 #pragma omp for schedule(static)
       for (int p = 0; p < panels; ++p) {
         const int n0 = p * kNR;
-        for (int k0 = 0; k0 < in_f; k0 += kKC) {
-          const int kc = std::min(kKC, in_f - k0);
-          for (int j = 0; j < kNR; ++j) {  // Bp[k][j] = W[n0 + j][k0 + k]
-            const float* w = W + std::int64_t(n0 + j) * in_f + k0;
-            for (int k = 0; k < kc; ++k) Bp[k * kNR + j] = w[k];
+        for (int k0 = 0; k0 < K; k0 += kKC) {
+          const int kc = std::min(kKC, K - k0);
+          if (b_nk) {
+            for (int j = 0; j < kNR; ++j) {  // Bp[k][j] = B[n0 + j][k0 + k]
+              const float* w = B + std::int64_t(n0 + j) * ldb + k0;
+              for (int k = 0; k < kc; ++k) Bp[k * kNR + j] = w[k];
+            }
+          } else {
+            for (int k = 0; k < kc; ++k)  // Bp[k][j] = B[k0 + k][n0 + j]
+              std::copy_n(B + std::int64_t(k0 + k) * ldb + n0, kNR, Bp + k * kNR);
           }
           const bool first = k0 == 0;
-          const float* bias = b ? b + n0 : nullptr;
+          const float* bv = bias ? bias + n0 : nullptr;
           for (int r0 = m0; r0 < m1; r0 += kMR)
-            detail::linear_avx512_rows(out + std::int64_t(r0) * out_f + n0, out_f, in + std::int64_t(r0) * in_f + k0,
-                                       in_f, Bp, kc, first, bias, std::min(kMR, m1 - r0));
+            detail::linear_avx512_rows(C + std::int64_t(r0) * ldc + n0, ldc, A + std::int64_t(r0) * lda + k0, lda,
+                                       Bp, kc, first, bv, std::min(kMR, m1 - r0));
         }
       }
     }
   }
 #else
-  (void)out, (void)in, (void)W, (void)b, (void)rows, (void)in_f, (void)out_f;
+  (void)C, (void)ldc, (void)A, (void)lda, (void)B, (void)ldb, (void)b_nk, (void)bias, (void)rows, (void)K, (void)N;
 #endif
+}
+
+/// out[rows, out_f] = in[rows, in_f] * W^T + b (b may be null); requires linear_avx512_applies.
+inline void linear_forward_avx512(float* out, const float* in, const float* W, const float* b, int rows, int in_f,
+                                  int out_f) {
+  gemm_avx512(out, out_f, in, in_f, W, in_f, true, b, rows, in_f, out_f);
 }
 
 }  // namespace redi::ops
