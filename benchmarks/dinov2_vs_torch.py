@@ -18,6 +18,11 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # read when the OpenMP runtime loads (with torch)
+# torch's BLAS (Debian: OpenBLAS, pthread build) reads its thread count when it loads, not from
+# torch.set_num_threads: without this, a "1-thread" PyTorch peer runs its matmuls on one BLAS
+# thread per core, oversubscribed on a shared machine (measured here: up to 5x slower).
+_t = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--threads"]
+os.environ["OPENBLAS_NUM_THREADS"] = _t[-1] if _t else "2"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "dinov2"))

@@ -23,7 +23,10 @@ import subprocess
 import sys
 import time
 
-import torch
+# torch's BLAS (Debian: OpenBLAS, pthread build) takes its thread count when it loads, not from
+# torch.set_num_threads: the same count as the OpenMP side, or a 1-thread peer is oversubscribed.
+os.environ["OPENBLAS_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "2")
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "vae"))
 from make_vae_ref import CFG, Ref, layout  # noqa: E402
