@@ -18,7 +18,7 @@
 // 3x3 kernels with stride 1 and at least 8 channels in and out: the forward is Winograd's
 // F(2x2, 3x3) (ops/conv2d_winograd.hpp, 2.25x fewer GEMM flops) whenever the caller's scratch
 // holds its U, V and M for one image, which it does whenever it holds im2col's for OC <= 1.6 C
-// (the VAE's convolutions); otherwise im2col as below. The backward is im2col always.
+// (and in the VAE, whose scratch is sized for its largest convolution); otherwise im2col below. The backward is im2col always.
 //
 // 1x1 kernels with stride 1 and no padding ("pointwise") skip im2col: per image,
 // out_b [OC, H*W] = W [OC, C] * in_b [C, H*W], and need no scratch.
