@@ -8,7 +8,7 @@ torch.no_grad) at the same batch and depth, alternating the two --rounds times (
 is the figure: on a shared machine single runs swing by 2x), and prints the ratios redi / PyTorch.
 
   python3 benchmarks/dinov2_vs_torch.py BENCH_BINARY [--threads 2] [--batch 4] [--depth 12] [--rounds 3]
-                                        [--clock wall|cpu]
+                                        [--clock wall|cpu] [--baseline OTHER_BUILD/benchmarks/bench_dinov2]
 """
 import argparse
 import json
@@ -18,6 +18,11 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # read when the OpenMP runtime loads (with torch)
+# torch's BLAS (Debian: OpenBLAS, pthread build) reads its thread count when it loads, not from
+# torch.set_num_threads: without this, a "1-thread" PyTorch peer runs its matmuls on one BLAS
+# thread per core, oversubscribed on a shared machine (measured here: up to 5x slower).
+_t = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--threads"]
+os.environ["OPENBLAS_NUM_THREADS"] = _t[-1] if _t else "2"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "dinov2"))
@@ -73,18 +78,26 @@ def main():
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="images per wall second, or per CPU second of all the process's threads (robust on a "
                          "loaded machine; OpenMP waits passively so idle threads do not count)")
+    ap.add_argument("--baseline", help="a second bench_dinov2 (another commit's build) timed in the same rounds")
     a = ap.parse_args()
-    ratios = []
+    ratios, bratios = [], []
     for r in range(a.rounds):
         redi = redi_images_per_s(a.binary, a.batch, a.depth, a.threads, a.clock)
+        base = redi_images_per_s(a.baseline, a.batch, a.depth, a.threads, a.clock) if a.baseline else None
         pt = torch_images_per_s(a.batch, a.depth, a.threads, a.clock)
         ratios.append(redi / pt)
         unit = "img/CPU-s" if a.clock == "cpu" else "img/s"
-        print(f"round {r + 1}: redi {redi:.3f} {unit}, PyTorch {pt:.3f} {unit}, ratio {redi / pt:.2f}x", flush=True)
-    ratios.sort()
-    print(f"DINOv2-B/14-reg forward, 224 px, batch {a.batch}, depth {a.depth}, {a.threads} threads, {a.clock} clock, PyTorch "
-          f"{torch.__version__}: median ratio redi/PyTorch {ratios[len(ratios) // 2]:.2f}x "
-          f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}, {a.rounds} rounds)")
+        extra = f", baseline {base:.3f} {unit} (ratio {base / pt:.2f}x)" if base else ""
+        if base:
+            bratios.append(base / pt)
+        print(f"round {r + 1}: redi {redi:.3f} {unit}, PyTorch {pt:.3f} {unit}, ratio {redi / pt:.2f}x{extra}", flush=True)
+    for name, rs in (("redi", ratios), ("baseline", bratios)):
+        if not rs:
+            continue
+        rs.sort()
+        print(f"DINOv2-B/14-reg forward, 224 px, batch {a.batch}, depth {a.depth}, {a.threads} threads, {a.clock} clock, "
+              f"PyTorch {torch.__version__}: {name} median ratio /PyTorch {rs[len(rs) // 2]:.2f}x "
+              f"(min {rs[0]:.2f}, max {rs[-1]:.2f}, {a.rounds} rounds)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 // redi/ops/linear.hpp — fully connected layer in PyTorch layout (W is [out_f, in_f]),
-// forward and backward, on top of gemm.
+// forward and backward, on top of gemm. The float forward uses the AVX-512 kernel of
+// ops/linear_avx512.hpp where the build targets AVX-512 and the shape suits it.
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "redi/core/parallel.hpp"
 #include "redi/ops/gemm.hpp"
+#include "redi/ops/linear_avx512.hpp"
 
 namespace redi::ops {
 
@@ -13,6 +16,12 @@ namespace redi::ops {
 template <CpuReal T>
 inline void linear_forward(const Cpu& dev, T* out, const T* in, const T* W, const T* b, int rows,
                            int in_f, int out_f) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (linear_avx512_applies(rows, in_f, out_f)) {
+      linear_forward_avx512(out, in, W, b, rows, in_f, out_f);
+      return;
+    }
+  }
   gemm<T>(dev, false, true, rows, out_f, in_f, T(1), in, in_f, W, in_f, T(0), out, out_f);
   if (b) {
     [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * out_f;
