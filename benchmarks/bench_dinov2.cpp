@@ -9,6 +9,7 @@
 
 #include "redi/core/philox.hpp"
 #include "redi/nn/dinov2.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 static void BM_dinov2_forward(benchmark::State& state) {
   const int B = int(state.range(0));

@@ -1,5 +1,6 @@
 // redi/cuda/ops/activation.cuh — GELU (tanh approximation) and SiLU, forward and backward,
-// computed in fp32 (tanhf/expf, no fast-math). Mirrors redi/ops/activation.hpp.
+// computed in fp32 (tanhf/expf, no fast-math); the exact (erf) GELU forward (DINOv2's MLP,
+// erfcf). Mirrors redi/ops/activation.hpp.
 #pragma once
 #include "redi/cuda/ops/common.cuh"
 
@@ -26,6 +27,14 @@ __global__ void gelu_bwd_kernel(D* din, const D* dout, const D* in, std::int64_t
     float du = kGeluK * (1.0f + 3.0f * kGeluC * x * x);
     float g = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
     din[i] = st<D>(ld(dout[i]) * g);
+  }
+}
+/// x Phi(x) = 0.5 x erfc(-x / sqrt 2) (CUDA's erfcf: max 4 ulp, no cancellation for x < 0).
+template <class D>
+__global__ void gelu_erf_fwd_kernel(D* out, const D* in, std::int64_t n) {
+  REDI_GRID_STRIDE(i, n) {
+    const float x = ld(in[i]);
+    out[i] = st<D>(0.5f * x * erfcf(-x * 0.70710678118654752f));
   }
 }
 template <class D>
@@ -62,6 +71,14 @@ void gelu_backward(const Cuda& ctx, T* din, const T* dout, const T* in, std::int
   gelu_bwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(din), dptr(dout),
                                                                          dptr(in), n);
   REDI_CUDA_LAUNCH_CHECK("gelu_backward");
+}
+/// Exact GELU (nn.GELU(approximate='none')), forward only; out may alias in.
+template <CudaReal T>
+void gelu_erf_forward(const Cuda& ctx, T* out, const T* in, std::int64_t n) {
+  if (n <= 0) return;
+  using namespace cuda_detail;
+  gelu_erf_fwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(out), dptr(in), n);
+  REDI_CUDA_LAUNCH_CHECK("gelu_erf_forward");
 }
 template <CudaReal T>
 void silu_forward(const Cuda& ctx, T* out, const T* in, std::int64_t n) {
