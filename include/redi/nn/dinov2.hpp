@@ -41,7 +41,7 @@
 // reused by every block: patches, embeddings, the residual stream h, one LayerNorm/projection
 // buffer, qkv, the attention probabilities [B, heads, L, L], the attention output and the MLP
 // hidden [B*L, mlp]. forward() runs any batch in chunks of chunk_batch() images (16 on the CPU,
-// 64 on a device; ~0.9 GB of arena at 224 px for 64 images).
+// 64 on a device; ~0.8 GB of arena at 224 px for 64 images).
 #pragma once
 #include <algorithm>
 #include <array>
