@@ -141,8 +141,10 @@ public:
   /// AdamW at the warm-up schedule's learning rate, EMA (train::Optimizer).
   StepStats finish_step(StepStats st) {
     const double lr = train::warmup_lr(opt_.train.adamw.lr, opt_.train.warmup_steps, step() + 1);
+    auto* master = net_.params().data();  // marks the compute copy stale ...
     const train::StepResult r =
-        opt_state_.step(net_.params().data(), net_.grads().data(), lr, ema_.params().data());
+        opt_state_.step(master, net_.grads().data(), lr, ema_.params().data(), net_.compute_copy_target());
+    if (net_.compute_copy_target()) net_.compute_copy_written();  // ... which AdamW just rewrote
     st.grad_norm = r.grad_norm;
     st.lr = r.lr;
     return st;

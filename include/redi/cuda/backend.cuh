@@ -57,6 +57,16 @@ struct Backend<Cuda> {
                               int rows, int in_f, int out_f) {
     ops::linear_backward(c, din, dW, db, dout, in, W, rows, in_f, out_f);
   }
+  template <class T>
+  static void linear_gelu_forward(const Cuda& c, T* out, T* pre, const T* in, const T* W, const T* b, int rows,
+                                  int in_f, int out_f) {
+    ops::linear_gelu_forward(c, out, pre, in, W, b, rows, in_f, out_f);
+  }
+  template <class T, class G>
+  static void linear_dgelu_backward(const Cuda& c, T* dpre, G* dbpre, const T* dout, const T* W, const T* pre,
+                                    int rows, int f, int out_n) {
+    ops::linear_dgelu_backward(c, dpre, dbpre, dout, W, pre, rows, f, out_n);
+  }
   template <class T, class S, class R>
   static void layernorm_forward(const Cuda& c, T* out, S* mean, S* rstd, const R* in, int rows, int C) {
     ops::layernorm_forward(c, out, mean, rstd, in, rows, C);
@@ -162,10 +172,10 @@ struct Backend<Cuda> {
   static double sum_squares(const Cuda& c, const T* x, std::int64_t n) { return ops::sum_squares(c, x, n); }
   template <class T>
   static void scale_inplace(const Cuda& c, T* x, std::int64_t n, double s) { ops::scale_inplace(c, x, n, T(s)); }
-  template <class P, class G>
+  template <class P, class G, class C = bf16>
   static void adamw_step(const Cuda& c, P* param, const G* grad, P* m, P* v, std::int64_t n,
-                         const ops::AdamWConfig& cfg, std::int64_t step) {
-    ops::adamw_step(c, param, grad, m, v, n, cfg, step);
+                         const ops::AdamWConfig& cfg, std::int64_t step, C* compute_copy = nullptr) {
+    ops::adamw_step(c, param, grad, m, v, n, cfg, step, compute_copy);
   }
   template <class E, class P>
   static void ema_update(const Cuda& c, E* ema, const P* param, std::int64_t n, double decay) {

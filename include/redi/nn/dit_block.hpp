@@ -112,8 +112,7 @@ void block_forward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w,
   // MLP branch
   Ops::layernorm_forward(ctx, a.ln2, a.mean2, a.rstd2, a.h_mid, rows, D);
   Ops::modulate_forward(ctx, a.m2, a.ln2, shift2, scale2, B, S, D, ms);
-  Ops::linear_forward(ctx, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);
-  Ops::gelu_forward(ctx, a.g, a.f1, d.N() * d.Dm);
+  Ops::linear_gelu_forward(ctx, a.g, a.f1, a.m2, w.fc1_w, w.fc1_b, rows, D, d.Dm);  // f1 = pre-GELU
   Ops::linear_forward(ctx, a.f2, a.g, w.fc2_w, w.fc2_b, rows, d.Dm, D);
   if (h_out != a.h_mid) Ops::copy(ctx, h_out, a.h_mid, d.N() * D);
   Ops::gated_residual_forward(ctx, h_out, a.f2, gate2, B, S, D, ms);
@@ -135,9 +134,9 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
 
   // MLP branch: h_out = h_mid + gate2 * f2
   Ops::gated_residual_backward(ctx, s.d_small, dgate2, dh, a.f2, gate2, B, S, D, ms);
-  Ops::linear_backward(ctx, s.d_big1, g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
-  Ops::gelu_backward(ctx, s.d_big2, s.d_big1, a.f1, d.N() * d.Dm);
-  Ops::linear_backward(ctx, s.d_small, g.fc1_w, g.fc1_b, s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
+  Ops::linear_backward(ctx, static_cast<T*>(nullptr), g.fc2_w, g.fc2_b, s.d_small, a.g, w.fc2_w, rows, d.Dm, D);
+  Ops::linear_dgelu_backward(ctx, s.d_big2, g.fc1_b, s.d_small, w.fc2_w, a.f1, rows, d.Dm, D);  // + fc1's db
+  Ops::linear_backward(ctx, s.d_small, g.fc1_w, static_cast<G*>(nullptr), s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
   Ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
   Ops::layernorm_backward(ctx, s.dres, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
   Ops::accumulate(ctx, dh, s.dres, ND);  // dh = dL/dh_mid

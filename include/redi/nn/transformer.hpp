@@ -121,6 +121,14 @@ public:
   const Tensor<G, Dev>& grads() const { return grads_; }
   const Tensor<T, Dev>& pos_embed() const { return pos_; }
   std::int64_t num_params() const { return layout_.total; }
+  /// For an optimiser that writes the compute copy in its own pass (train::Optimizer::step):
+  /// the copy to write (null without one), then compute_copy_written() once it holds the
+  /// updated master weights (no conversion pass before the next forward).
+  T* compute_copy_target() {
+    if constexpr (kCopy) return wc_.data();
+    else return nullptr;
+  }
+  void compute_copy_written() { stale_ = false; }
   void zero_grad() { grads_.zero(); }
   /// Number of arena growths (training and inference arenas; each growth is one allocation).
   std::size_t arena_allocations() const { return train_ws_.allocations() + infer_ws_.allocations(); }

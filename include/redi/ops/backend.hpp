@@ -59,6 +59,8 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   // dense layers, norms, activations
   Backend<Dev>::linear_forward(d, x, cx, cx, cx, i, i, i);
   Backend<Dev>::linear_backward(d, x, g, g, cx, cx, cx, i, i, i);
+  Backend<Dev>::linear_gelu_forward(d, x, x, cx, cx, cx, i, i, i);   // the MLP's fc1 + GELU (pre kept)
+  Backend<Dev>::linear_dgelu_backward(d, x, g, cx, cx, cx, i, i, i); // fc2's din * gelu'(pre), fc1's db
   Backend<Dev>::layernorm_forward(d, x, s, s, ch, i, i);
   Backend<Dev>::layernorm_backward(d, h, cx, ch, cs, cs, i, i);
   Backend<Dev>::modulate_forward(d, x, cx, cx, cx, i, i, i, i);
@@ -85,6 +87,7 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   { Backend<Dev>::sum_squares(d, cg, n) } -> std::convertible_to<double>;
   Backend<Dev>::scale_inplace(d, g, n, r);
   Backend<Dev>::adamw_step(d, g, cg, g, g, n, acfg, n);
+  Backend<Dev>::adamw_step(d, g, cg, g, g, n, acfg, n, x);  // and the compute copy, same pass
   Backend<Dev>::ema_update(d, g, cg, n, r);
 };
 

@@ -23,7 +23,10 @@
 // What the emulation does not reproduce: the order of fp32 accumulation inside a GEMM or a
 // reduction (the CPU's, not cuBLASLt's), and inside attention_forward the P V product, which
 // reads the fp32 probabilities (the GPU's fallback reads the stored bf16 probs; its fused
-// cuDNN path keeps P in registers). Both are fp32-rounding-level differences.
+// cuDNN path keeps P in registers). Both are fp32-rounding-level differences. Nor the MLP's
+// cuBLASLt epilogues (cuda/ops/linear_gelu.cuh): the GPU applies GELU to the fp32 pre-activation
+// and gelu' to the fp32 dL/d(out) before storing them; the emulation rounds them first, as the
+// unfused ops (and the GPU's fallback) do. One bf16 rounding of an intermediate, no more.
 #pragma once
 #include <concepts>
 #include <cstdint>
@@ -117,6 +120,21 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
     Base::linear_backward(c, din, dW, db, dout, in, W, rows, in_f, out_f);  // dW, db: fp32 grads
     rnd(din, std::int64_t(rows) * in_f);
   }
+  // The fused MLP op as the composition of the rounded ops above/below (pre, out, dL/d(out) and
+  // dpre each rounded, as the GPU's unfused fallback stores them; the GPU's epilogues skip the
+  // rounding of pre before the GELU and of dL/d(out) before gelu': not reproduced, see above).
+  static void linear_gelu_forward(const Ctx& c, float* out, float* pre, const float* in, const float* W,
+                                  const float* b, int rows, int in_f, int out_f) {
+    linear_forward(c, pre, in, W, b, rows, in_f, out_f);
+    gelu_forward(c, out, pre, std::int64_t(rows) * out_f);
+  }
+  static void linear_dgelu_backward(const Ctx& c, float* dpre, float* dbpre, const float* dout, const float* W,
+                                    const float* pre, int rows, int f, int out_n) {
+    linear_backward(c, dpre, nullptr, nullptr, dout, nullptr, W, rows, f, out_n);
+    gelu_backward(c, dpre, dpre, pre, std::int64_t(rows) * f);
+    if (dbpre)  // fp32 parameter gradient: not rounded
+      Base::template linear_backward<float>(c, nullptr, nullptr, dbpre, dpre, nullptr, nullptr, rows, 0, f);
+  }
   static void layernorm_forward(const Ctx& c, float* out, float* mean, float* rstd, const float* in, int rows,
                                 int C) {
     Base::layernorm_forward(c, out, mean, rstd, in, rows, C);  // mean, rstd: fp32 statistics
@@ -190,6 +208,13 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
                                  const float* probs, int B, int L, int H, int hd) {
     Base::attention_backward(c, dqkv, scratch, dout, qkv, probs, B, L, H, hd);
     rnd(dqkv, 3 * std::int64_t(B) * L * H * hd);
+  }
+
+  // ---- the optimiser: the compute copy written in AdamW's pass is rounded, as convert's
+  static void adamw_step(const Ctx& c, float* param, const float* grad, float* m, float* v, std::int64_t n,
+                         const ops::AdamWConfig& cfg, std::int64_t step, float* compute_copy = nullptr) {
+    Base::adamw_step(c, param, grad, m, v, n, cfg, step, compute_copy);
+    rnd(compute_copy, n);
   }
 
   // ---- conditioning (embedding_backward: fp32 table gradient; timestep_embedding: fp32

@@ -8,6 +8,7 @@
 #include "redi/core/device.hpp"
 #include "redi/ops/backend.hpp"
 #include "redi/ops/joint_loss.hpp"
+#include "redi/ops/linear_gelu.hpp"
 #include "redi/ops/ops.hpp"
 #include "redi/ops/sampler_steps.hpp"
 
@@ -57,6 +58,16 @@ struct Backend<Cpu> {
   static void linear_backward(const Cpu& c, T* din, T* dW, T* db, const T* dout, const T* in, const T* W,
                               int rows, int in_f, int out_f) {
     ops::linear_backward(c, din, dW, db, dout, in, W, rows, in_f, out_f);
+  }
+  template <CpuReal T>
+  static void linear_gelu_forward(const Cpu& c, T* out, T* pre, const T* in, const T* W, const T* b, int rows,
+                                  int in_f, int out_f) {
+    ops::linear_gelu_forward(c, out, pre, in, W, b, rows, in_f, out_f);
+  }
+  template <CpuReal T>
+  static void linear_dgelu_backward(const Cpu& c, T* dpre, T* dbpre, const T* dout, const T* W, const T* pre,
+                                    int rows, int f, int out_n) {
+    ops::linear_dgelu_backward(c, dpre, dbpre, dout, W, pre, rows, f, out_n);
   }
   template <CpuReal T>
   static void layernorm_forward(const Cpu& c, T* out, T* mean, T* rstd, const T* in, int rows, int C) {
@@ -154,8 +165,8 @@ struct Backend<Cpu> {
   static void scale_inplace(const Cpu& c, T* x, std::int64_t n, double s) { ops::scale_inplace(c, x, n, T(s)); }
   template <CpuReal T>
   static void adamw_step(const Cpu& c, T* param, const T* grad, T* m, T* v, std::int64_t n,
-                         const ops::AdamWConfig& cfg, std::int64_t step) {
-    ops::adamw_step(c, param, grad, m, v, n, cfg, step);
+                         const ops::AdamWConfig& cfg, std::int64_t step, T* compute_copy = nullptr) {
+    ops::adamw_step(c, param, grad, m, v, n, cfg, step, compute_copy);
   }
   template <CpuReal T>
   static void ema_update(const Cpu& c, T* ema, const T* param, std::int64_t n, double decay) {

@@ -11,6 +11,7 @@
 #include "redi/ops/group_norm.hpp"
 #include "redi/ops/layernorm.hpp"
 #include "redi/ops/linear.hpp"
+#include "redi/ops/linear_gelu.hpp"
 #include "redi/ops/modulate.hpp"
 #include "redi/ops/optim.hpp"
 #include "redi/ops/pad2d.hpp"

@@ -2,6 +2,7 @@
 // parameter buffer and its gradient buffer (ParamLayout order):
 //   1. global gradient-norm clipping:   g *= grad_clip / (|g| + clip_eps)   when |g| > grad_clip
 //   2. AdamW (torch.optim.AdamW), with weight decay only on the parameter groups that take it
+//      (optionally writing the model's compute copy of the weights in the same pass)
 //   3. the EMA of the weights:          ema = ema_decay * ema + (1 - ema_decay) * w   (optional)
 // The learning rate of each step is the caller's (a schedule: warmup_lr below, or a trainer's
 // own, e.g. train::encoder_lr). The AdamW moments live here; checkpoints read and write them
@@ -107,8 +108,11 @@ public:
   const Tensor<Mo, Dev>& v() const { return v_; }
 
   /// One step at learning rate `lr`: clips `grads` in place, updates `params` (and `ema`, when
-  /// given) and the moments, and counts the step.
-  StepResult step(M* params, G* grads, double lr, M* ema = nullptr) {
+  /// given) and the moments, and counts the step. `compute_copy` (n elements of the model's
+  /// compute type, e.g. bf16 under BF16Mixed; may be null) is rewritten from the updated params
+  /// inside AdamW's pass, bit-identical to a separate conversion afterwards.
+  template <class C = M>
+  StepResult step(M* params, G* grads, double lr, M* ema = nullptr, C* compute_copy = nullptr) {
     StepResult r;
     r.grad_norm = std::sqrt(Ops::sum_squares(ctx_, grads, n_));
     if (cfg_.grad_clip > 0 && r.grad_norm > cfg_.grad_clip)
@@ -121,7 +125,7 @@ public:
       ops::AdamWConfig ag = a;
       if (!g.decay) ag.weight_decay = 0.0;
       Ops::adamw_step(ctx_, params + g.offset, grads + g.offset, m_.data() + g.offset, v_.data() + g.offset,
-                      g.numel, ag, steps_);
+                      g.numel, ag, steps_, compute_copy ? compute_copy + g.offset : compute_copy);
     }
     if (ema) Ops::ema_update(ctx_, ema, params, n_, cfg_.ema_decay);
     return r;

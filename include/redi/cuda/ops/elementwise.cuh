@@ -1,29 +1,59 @@
 // redi/cuda/ops/elementwise.cuh — add_inplace, accumulate (mixed types), add_broadcast, scale_inplace, sum_squares
 // (CUB reduction, double accumulation) and type conversion. Mirrors redi/ops/elementwise.hpp.
+// The per-element kernels use 16-byte vector accesses with a scalar tail where the pointers are
+// aligned (vec.cuh states the contract); results are the same either way.
 #pragma once
 #include <cub/device/device_reduce.cuh>
 #include <thrust/iterator/counting_iterator.h>
 
 #include "redi/cuda/ops/common.cuh"
+#include "redi/cuda/ops/vec.cuh"
 
 namespace redi {
 namespace cuda_detail {
 
-template <class D, class Dy>
+template <int W, class D, class Dy>
 __global__ void add_inplace_kernel(D* x, const Dy* y, std::int64_t n) {
-  REDI_GRID_STRIDE(i, n) x[i] = st<D>(ld(x[i]) + ld(y[i]));
+  vec_loop<W>(n, [&](std::int64_t i, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V], b[V];
+    vload<V>(a, x + i);
+    vload<V>(b, y + i);
+#pragma unroll
+    for (int k = 0; k < V; ++k) a[k] += b[k];
+    vstore<V>(x + i, a);
+  });
 }
-template <class D>
+template <int W, class D>
 __global__ void add_broadcast_kernel(D* x, const D* row, std::int64_t outer, std::int64_t inner) {
-  REDI_GRID_STRIDE(i, outer * inner) x[i] = st<D>(ld(x[i]) + ld(row[i % inner]));
+  vec_loop<W>(outer * inner, [&](std::int64_t i, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V];
+    vload<V>(a, x + i);
+#pragma unroll
+    for (int k = 0; k < V; ++k) a[k] += ld(row[(i + k) % inner]);
+    vstore<V>(x + i, a);
+  });
 }
-template <class D>
+template <int W, class D>
 __global__ void scale_inplace_kernel(D* x, std::int64_t n, float s) {
-  REDI_GRID_STRIDE(i, n) x[i] = st<D>(ld(x[i]) * s);
+  vec_loop<W>(n, [&](std::int64_t i, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V];
+    vload<V>(a, x + i);
+#pragma unroll
+    for (int k = 0; k < V; ++k) a[k] *= s;
+    vstore<V>(x + i, a);
+  });
 }
-template <class DO, class DI>
+template <int W, class DO, class DI>
 __global__ void convert_kernel(DO* out, const DI* in, std::int64_t n) {
-  REDI_GRID_STRIDE(i, n) out[i] = st<DO>(ld(in[i]));
+  vec_loop<W>(n, [&](std::int64_t i, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V];
+    vload<V>(a, in + i);
+    vstore<V>(out + i, a);
+  });
 }
 
 /// x -> double(x)^2, for cub::DeviceReduce::TransformReduce.
@@ -79,7 +109,9 @@ template <CudaReal T>
 void add_inplace(const Cuda& ctx, T* x, const T* y, std::int64_t n) {
   if (n <= 0) return;
   using namespace cuda_detail;
-  add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(x), dptr(y), n);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    add_inplace_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(dptr(x), dptr(y), n);
+  }, dptr(x), dptr(y));
   REDI_CUDA_LAUNCH_CHECK("add_inplace");
 }
 
@@ -89,7 +121,9 @@ template <CudaReal R, CudaReal T>
 void accumulate(const Cuda& ctx, R* acc, const T* y, std::int64_t n) {
   if (n <= 0) return;
   using namespace cuda_detail;
-  add_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(acc), dptr(y), n);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    add_inplace_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(dptr(acc), dptr(y), n);
+  }, dptr(acc), dptr(y));
   REDI_CUDA_LAUNCH_CHECK("accumulate");
 }
 
@@ -98,8 +132,10 @@ template <CudaReal T>
 void add_broadcast(const Cuda& ctx, T* x, const T* row, std::int64_t outer, std::int64_t inner) {
   if (outer <= 0 || inner <= 0) return;
   using namespace cuda_detail;
-  add_broadcast_kernel<<<grid_for(outer * inner, kThreads), kThreads, 0, ctx.stream()>>>(
-      dptr(x), dptr(row), outer, inner);
+  launch_vec(outer * inner, [&](auto w, unsigned blocks) {
+    add_broadcast_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(dptr(x), dptr(row), outer,
+                                                                                 inner);
+  }, dptr(x));
   REDI_CUDA_LAUNCH_CHECK("add_broadcast");
 }
 
@@ -108,7 +144,9 @@ template <CudaReal T>
 void scale_inplace(const Cuda& ctx, T* x, std::int64_t n, CudaScalar s) {
   if (n <= 0) return;
   using namespace cuda_detail;
-  scale_inplace_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(x), n, s.v);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    scale_inplace_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(dptr(x), n, s.v);
+  }, dptr(x));
   REDI_CUDA_LAUNCH_CHECK("scale_inplace");
 }
 
@@ -137,7 +175,9 @@ template <CudaReal To, CudaReal From>
 void convert(const Cuda& ctx, To* out, const From* in, std::int64_t n) {
   if (n <= 0) return;
   using namespace cuda_detail;
-  convert_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(dptr(out), dptr(in), n);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    convert_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(dptr(out), dptr(in), n);
+  }, dptr(out), dptr(in));
   REDI_CUDA_LAUNCH_CHECK("convert");
 }
 

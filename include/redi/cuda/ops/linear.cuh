@@ -2,8 +2,11 @@
 //   forward : out = in W^T + b            (one cuBLASLt call, bias epilogue)
 //   backward: din = dout W (overwritten) ; dW += dout^T in ; db += column sums of dout
 // The parameter gradients dW, db may be fp32 while the activations/weights are bf16
-// (BF16Mixed); column sums are deterministic (two-stage, fixed order, fp32 partials in the
-// context's scratch). Mirrors redi/ops/linear.hpp.
+// (BF16Mixed). With dW and db both wanted, db comes from the dW GEMM's BGRADB epilogue (the
+// column sums of dout, which is that GEMM's K-by-M operand: no second pass over dout), written
+// to the context's scratch in dW's type and added to db; where cuBLASLt does not offer it
+// (gemm.cuh: said once) and for db alone, column sums are deterministic kernels (two-stage,
+// fixed order, fp32 partials in the context's scratch). Mirrors redi/ops/linear.hpp.
 #pragma once
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/gemm.cuh"
@@ -80,9 +83,20 @@ void linear_backward(const Cuda& ctx, T* din, G* dW, G* db, const T* dout, const
   if (din)
     lt_matmul(ctx, make_gemm(false, false, rows, in_f, out_f, 1.0f, dout, out_f, W, in_f, 0.0f,
                              din, in_f));
-  if (dW)
-    lt_matmul(ctx, make_gemm(true, false, out_f, in_f, rows, 1.0f, dout, out_f, in, in_f, 1.0f,
-                             dW, in_f));
+  if (dW) {
+    auto gw = make_gemm(true, false, out_f, in_f, rows, 1.0f, dout, out_f, in, in_f, 1.0f, dW, in_f);
+    if (db && rows > 0 && out_f > 0) {  // bias gradient from the same GEMM (BGRADB)
+      gw.epi = GemmEpi::BGradB;
+      gw.bgrad = ctx.scratch(std::size_t(out_f) * sizeof(G));
+      if (lt_matmul(ctx, gw)) {
+        ops::accumulate(ctx, db, static_cast<const G*>(gw.bgrad), out_f);
+        return;
+      }
+      gw.epi = GemmEpi::None;
+      gw.bgrad = nullptr;
+    }
+    lt_matmul(ctx, gw);
+  }
   if (db) colsum_accumulate(ctx, dptr(db), dptr(dout), rows, out_f);
 }
 

@@ -3,32 +3,52 @@
 // column-block kernel (no atomics): block (32 columns x 8 row lanes) per (column block, b),
 // shared-memory reduction, one write per (b, c). In those kernels each thread reads an element
 // before writing the same element, so din may alias dout and dy may alias dx or y (as on the
-// CPU). Mirrors redi/ops/modulate.hpp.
+// CPU). The forwards use 16-byte vector accesses to the token arrays with a scalar tail where
+// the pointers are aligned (vec.cuh); the per-sample vectors are read per element (cached).
+// Mirrors redi/ops/modulate.hpp.
 #pragma once
 #include "redi/cuda/ops/common.cuh"
+#include "redi/cuda/ops/vec.cuh"
 
 namespace redi {
 namespace cuda_detail {
 
-template <class D>
+template <int W, class D>
 __global__ void modulate_fwd_kernel(D* out, const D* in, const D* shift, const D* scale, int L,
                                     int C, int mod_stride, std::int64_t n) {
-  REDI_GRID_STRIDE(e, n) {
-    const int c = int(e % C);
-    const std::int64_t b = e / (std::int64_t(L) * C);
-    const std::int64_t v = b * mod_stride + c;
-    out[e] = st<D>(ld(in[e]) * (1.0f + ld(scale[v])) + ld(shift[v]));
-  }
+  vec_loop<W>(n, [&](std::int64_t e0, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V];
+    vload<V>(a, in + e0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const std::int64_t e = e0 + k;
+      const int c = int(e % C);
+      const std::int64_t b = e / (std::int64_t(L) * C);
+      const std::int64_t v = b * mod_stride + c;
+      a[k] = a[k] * (1.0f + ld(scale[v])) + ld(shift[v]);
+    }
+    vstore<V>(out + e0, a);
+  });
 }
 
-template <class Dx, class D>
+template <int W, class Dx, class D>
 __global__ void gated_residual_fwd_kernel(Dx* x, const D* y, const D* gate, int L, int C,
                                           int mod_stride, std::int64_t n) {
-  REDI_GRID_STRIDE(e, n) {
-    const int c = int(e % C);
-    const std::int64_t b = e / (std::int64_t(L) * C);
-    x[e] = st<Dx>(ld(x[e]) + ld(gate[b * mod_stride + c]) * ld(y[e]));
-  }
+  vec_loop<W>(n, [&](std::int64_t e0, auto w) {
+    constexpr int V = decltype(w)::value;
+    float a[V], b_[V];
+    vload<V>(a, x + e0);
+    vload<V>(b_, y + e0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const std::int64_t e = e0 + k;
+      const int c = int(e % C);
+      const std::int64_t b = e / (std::int64_t(L) * C);
+      a[k] = a[k] + ld(gate[b * mod_stride + c]) * b_[k];
+    }
+    vstore<V>(x + e0, a);
+  });
 }
 
 enum class ColMode { Modulate, Gated };
@@ -101,8 +121,10 @@ void modulate_forward(const Cuda& ctx, T* out, const T* in, const T* shift, cons
   using namespace cuda_detail;
   const std::int64_t n = std::int64_t(B) * L * C;
   if (n <= 0) return;
-  modulate_fwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
-      dptr(out), dptr(in), dptr(shift), dptr(scale), L, C, mod_stride, n);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    modulate_fwd_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(
+        dptr(out), dptr(in), dptr(shift), dptr(scale), L, C, mod_stride, n);
+  }, dptr(out), dptr(in));
   REDI_CUDA_LAUNCH_CHECK("modulate_forward");
 }
 
@@ -125,8 +147,10 @@ void gated_residual_forward(const Cuda& ctx, R* x, const T* y, const T* gate, in
   using namespace cuda_detail;
   const std::int64_t n = std::int64_t(B) * L * C;
   if (n <= 0) return;
-  gated_residual_fwd_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
-      dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    gated_residual_fwd_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(
+        dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+  }, dptr(x), dptr(y));
   REDI_CUDA_LAUNCH_CHECK("gated_residual_forward");
 }
 

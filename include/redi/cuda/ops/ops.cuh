@@ -13,6 +13,7 @@
 #include "redi/cuda/ops/group_norm.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
 #include "redi/cuda/ops/linear.cuh"
+#include "redi/cuda/ops/linear_gelu.cuh"
 #include "redi/cuda/ops/modulate.cuh"
 #include "redi/cuda/ops/optim.cuh"
 #include "redi/cuda/ops/patchify.cuh"

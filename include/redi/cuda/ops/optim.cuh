@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "redi/cuda/ops/common.cuh"
+#include "redi/cuda/ops/vec.cuh"
 #include "redi/ops/optim.hpp"  // redi::ops::AdamWConfig (shared with the CPU op)
 
 namespace redi {
@@ -15,20 +16,29 @@ struct AdamWCoef {
   float decay, b1, b2, omb1, omb2, step_size, sqrt_bc2, eps;
 };
 
-template <class DP, class DG, class DC>
+/// W-wide (vec.cuh) over param/grad/m/v and the optional compute copy.
+template <int W, class DP, class DG, class DC>
 __global__ void adamw_kernel(DP* param, const DG* grad, DP* m, DP* v, DC* copy, std::int64_t n,
                              AdamWCoef k) {
-  REDI_GRID_STRIDE(i, n) {
-    float g = ld(grad[i]);
-    float mi = k.b1 * ld(m[i]) + k.omb1 * g;
-    float vi = k.b2 * ld(v[i]) + k.omb2 * g * g;
-    m[i] = st<DP>(mi);
-    v[i] = st<DP>(vi);
-    float denom = sqrtf(vi) / k.sqrt_bc2 + k.eps;
-    float p = ld(param[i]) * k.decay - k.step_size * mi / denom;
-    param[i] = st<DP>(p);
-    if (copy) copy[i] = st<DC>(p);
-  }
+  vec_loop<W>(n, [&](std::int64_t i, auto w) {
+    constexpr int V = decltype(w)::value;
+    float g[V], mi[V], vi[V], p[V];
+    vload<V>(g, grad + i);
+    vload<V>(mi, m + i);
+    vload<V>(vi, v + i);
+    vload<V>(p, param + i);
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      mi[e] = k.b1 * mi[e] + k.omb1 * g[e];
+      vi[e] = k.b2 * vi[e] + k.omb2 * g[e] * g[e];
+      const float denom = sqrtf(vi[e]) / k.sqrt_bc2 + k.eps;
+      p[e] = p[e] * k.decay - k.step_size * mi[e] / denom;
+    }
+    vstore<V>(m + i, mi);
+    vstore<V>(v + i, vi);
+    vstore<V>(param + i, p);
+    if (copy) vstore<V>(copy + i, p);
+  });
 }
 
 template <class DE, class DP>
@@ -40,10 +50,12 @@ __global__ void ema_kernel(DE* ema, const DP* param, std::int64_t n, float d, fl
 
 namespace ops {
 
-/// One AdamW step (step is 1-based). `compute_copy` (may be null) gets bf16(param) afterwards.
-template <CudaReal P, CudaReal G>
+/// One AdamW step (step is 1-based). `compute_copy` (may be null; bf16 under BF16Mixed) gets
+/// C(param) in the same pass — bit-identical to a convert(compute_copy, param) afterwards, without
+/// its second read of the fp32 weights (train/optimizer.hpp passes the model's copy).
+template <CudaReal P, CudaReal G, CudaReal C = bf16>
 void adamw_step(const Cuda& ctx, P* param, const G* grad, P* m, P* v, std::int64_t n,
-                const AdamWConfig& cfg, std::int64_t step, bf16* compute_copy = nullptr) {
+                const AdamWConfig& cfg, std::int64_t step, C* compute_copy = nullptr) {
   using namespace cuda_detail;
   if (n <= 0) return;
   REDI_CHECK(step >= 1, "adamw_step: step is 1-based, got ", step);
@@ -57,8 +69,10 @@ void adamw_step(const Cuda& ctx, P* param, const G* grad, P* m, P* v, std::int64
               float(cfg.lr / bc1),
               float(std::sqrt(bc2)),
               float(cfg.eps)};
-  adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(
-      dptr(param), dptr(grad), dptr(m), dptr(v), dptr(compute_copy), n, k);
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    adamw_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(
+        dptr(param), dptr(grad), dptr(m), dptr(v), dptr(compute_copy), n, k);
+  }, dptr(param), dptr(grad), dptr(m), dptr(v), dptr(compute_copy));
   REDI_CUDA_LAUNCH_CHECK("adamw_step");
 }
 
