@@ -30,3 +30,17 @@ endif()
 # ${REDI_STB_LIBRARY}.
 find_package(ZLIB)
 find_library(REDI_STB_LIBRARY NAMES stb)
+
+# JPEG decoding (redi/data/jpeg.hpp) through libjpeg-turbo (Debian libjpeg-dev, i.e.
+# libjpeg62-turbo-dev). Optional: when found, redi::redi links JPEG::JPEG and defines
+# REDI_HAVE_JPEG=1 (the installed package re-finds it); without it everything builds and a JPEG
+# file is refused at run time with an error naming the missing package.
+set(REDI_HAVE_JPEG OFF)
+if(REDI_USE_JPEG)
+  find_package(JPEG)
+  if(JPEG_FOUND)
+    set(REDI_HAVE_JPEG ON)
+  else()
+    message(STATUS "redi: libjpeg not found (Debian: libjpeg-dev): JPEG images are refused at run time")
+  endif()
+endif()

@@ -24,7 +24,7 @@ say() { printf '[run_all %4ds] %s\n' "$((SECONDS - t0))" "$*"; }
 
 # ---- 1. system packages (Debian names; only the missing ones are installed)
 packages=(g++ cmake ninja-build pkg-config libeigen3-dev libopenblas-dev libgtest-dev
-          libbenchmark-dev libstb-dev zlib1g-dev dataset-fashion-mnist libopenblas-openmp-dev openmpi-bin libopenmpi-dev)
+          libbenchmark-dev libstb-dev libjpeg-dev zlib1g-dev dataset-fashion-mnist libopenblas-openmp-dev openmpi-bin libopenmpi-dev)
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do

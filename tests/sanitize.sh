@@ -49,7 +49,7 @@ command -v "$cxx" >/dev/null 2>&1 || { echo "sanitize: no $cxx" >&2; exit 1; }
 
 # ---- 2. configure + build the chosen tests
 tests=(test_core test_io_safetensors test_io_torch test_io_hostile test_train_io test_crash_safety
-       test_data_idx test_data_images test_data_pca test_data_transforms test_data_augment
+       test_data_idx test_data_images test_data_jpeg test_data_jpeg_missing test_data_pca test_data_transforms test_data_augment
        test_ops_attention test_ops_conv test_ops_linear test_ops_misc test_ops_norm
        test_block test_model test_train_resume)
 if [[ -n "${REDI_SANITIZE_TESTS:-}" ]]; then read -r -a tests <<<"$REDI_SANITIZE_TESTS"; fi

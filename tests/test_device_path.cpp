@@ -8,10 +8,14 @@
 // checkpoints in both directions; a failed checkpoint load must leave the staged model unchanged.
 // The training steps take the device loss path (redi::DeviceLoss: the joint loss's per-element
 // ops run by the device's backend) wherever it serves — flow matching and DDPM without learned
-// sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); flow
-// sampling takes the device sampler (redi::DeviceSampler) and DDPM sampling the host Sampler.
+// sigma — and the host JointLoss through the DeviceBridge otherwise (learned sigma); every
+// sampler (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun, learned sigma and
+// feature-conditioned sampling included) takes the device sampler (redi::DeviceSampler).
+// With activation recomputation (nn/recompute.hpp) on the device model only, the results are
+// still the CPU model's (without recomputation) bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -178,13 +182,15 @@ std::pair<std::vector<double>, std::vector<float>> run(M& m, const ModelConfig& 
 }
 
 template <class B, class F, class O>
-void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling) {
+void check_device_path(bool learn_sigma, std::int64_t device_loss_steps, std::int64_t device_sampling,
+                       Recompute recompute = Recompute::None) {
   ModelConfig c = tiny();
   c.learn_sigma = learn_sigma;
   using Dm = ReDi<B, F, O, float, StagedHost>;
   using Cm = ReDi<B, F, O, float, Cpu>;
   Dm d(train_opts<Dm>(c), StagedHost{});
   Cm h(train_opts<Cm>(c));
+  d.net().set_recompute(recompute);
   const auto [ld, sd] = run(d, c);
   const auto [lh, sh] = run(h, c);
   EXPECT_EQ(ld, lh) << "losses and gradient norms";
@@ -199,12 +205,17 @@ TEST(DevicePath, SiTMergedFlowMatchesTheCpuModelBitForBit) {
   check_device_path<SiT, Merged, FlowMatching>(false, 4, 1);
 }
 TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
-  check_device_path<DiT, Merged, DDPM>(false, 4, 0);
+  check_device_path<DiT, Merged, DDPM>(false, 4, 1);
+}
+TEST(DevicePath, RecomputationOnTheDeviceMatchesTheCpuModelBitForBit) {
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Attention);
+  check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Mlp);
+  check_device_path<DiT, Separate, DDPM>(true, 0, 0, Recompute::Block);
 }
 
 // The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval
-// (branch count changing between steps), explicit sample indices, no labels; and the host
-// fallback for feature-conditioned sampling (known_z).
+// (branch count changing between steps), explicit sample indices, no labels, and
+// feature-conditioned sampling (known_z).
 template <class G>
 void check_ode_sampling(const GuidanceOptions& go, bool known_z = false) {
   ModelConfig c = tiny();
@@ -227,7 +238,7 @@ void check_ode_sampling(const GuidanceOptions& go, bool known_z = false) {
   d.template sample<OdeEuler, G>(od.data(), req, so, go);
   h.template sample<OdeEuler, G>(oh.data(), req, so, go);
   EXPECT_EQ(od, oh);
-  EXPECT_EQ(d.device_sampling_runs(), known_z ? 0 : 1);
+  EXPECT_EQ(d.device_sampling_runs(), 1);
 }
 
 TEST(DevicePath, DeviceOdeSamplingMatchesTheCpuBitForBit) {
@@ -240,8 +251,129 @@ TEST(DevicePath, DeviceOdeSamplingMatchesTheCpuBitForBit) {
   check_ode_sampling<RepGuidance>(go);
   go.interval_lo = 0.3;  // unguided (one branch) for the first steps
   check_ode_sampling<Combine<RepGuidance, CFG<Joint>>>(go);
-  check_ode_sampling<Combine<CFG<VaeOnly>, RepGuidance>>(go, /*known_z=*/true);  // host fallback
+  check_ode_sampling<Combine<CFG<VaeOnly>, RepGuidance>>(go, /*known_z=*/true);
 }
 TEST(DevicePath, DiTSeparateDdpmLearnedSigmaMatchesTheCpuModelBitForBit) {
-  check_device_path<DiT, Separate, DDPM>(true, 0, 0);  // learned sigma: the host loss
+  check_device_path<DiT, Separate, DDPM>(true, 0, 1);  // learned sigma: the host loss, the device sampler
+}
+
+// ---- the DDPM samplers and OdeHeun on the device, against the CPU model bit for bit.
+// Weights: small normals (scale 0.05) in the network and the EMA, so every output channel —
+// the learned variance's too — is non-trivial and the variance stays in range.
+template <class M>
+void randomize_small(M& m, std::uint64_t seed) {
+  const auto n = std::size_t(m.net().num_params());
+  std::vector<float> v(n);
+  philox::fill_normal(v.data(), n, seed, 1);
+  for (auto& x : v) x *= 0.05f;
+  m.net().params().from_host(v);
+  m.ema().params().from_host(v);
+}
+
+template <class BB, class F, class O, class S, class G>
+void check_sampling(const typename S::Options& so, const GuidanceOptions& go, bool learn_sigma, bool known_z = false) {
+  ModelConfig c = tiny();
+  c.learn_sigma = learn_sigma;
+  using Dm = ReDi<BB, F, O, float, StagedHost>;
+  using Cm = ReDi<BB, F, O, float, Cpu>;
+  Dm d(train_opts<Dm>(c), StagedHost{});
+  Cm h(train_opts<Cm>(c));
+  randomize_small(d, 8);
+  randomize_small(h, 8);
+  const int B = 3;
+  const std::vector<std::uint64_t> idx = {4, 11, 2};
+  const std::vector<int> labels = {3, 0, 1};
+  const std::size_t n = std::size_t(B) * c.channels_in() * c.input_size * c.input_size;
+  std::vector<float> zk(std::size_t(B) * c.feature_channels * c.input_size * c.input_size, -0.25f);
+  SampleRequest req;
+  req.B = B; req.seed = 21; req.index = idx.data(); req.labels = labels.data();
+  if (known_z) req.known_z = zk.data();
+  std::vector<float> od(n), oh(n);
+  d.template sample<S, G>(od.data(), req, so, go);
+  h.template sample<S, G>(oh.data(), req, so, go);
+  EXPECT_EQ(od, oh);
+  double ss = 0;
+  for (float v : oh) {
+    ASSERT_TRUE(std::isfinite(v));
+    ss += double(v) * v;
+  }
+  EXPECT_GT(ss, 1e-3 * double(n)) << "the samples are not trivially zero";
+  EXPECT_EQ(d.device_sampling_runs(), 1) << "the device sampler served the run";
+  if (known_z) {  // the output's features are the known ones
+    const std::size_t per = n / B, nx = std::size_t(c.image_channels) * c.input_size * c.input_size;
+    for (int b = 0; b < B; ++b)
+      for (std::size_t e = nx; e < per; ++e) ASSERT_EQ(od[std::size_t(b) * per + e], -0.25f);
+  }
+}
+
+TEST(DevicePath, DeviceAncestralSamplingMatchesTheCpuBitForBit) {
+  GuidanceOptions go;
+  go.cfg_scale = 2.2;
+  go.rg_scale = 1.3;
+  Ancestral::Options so;
+  so.respacing = "6";
+  // learned sigma (Auto reads the variance channels), every guidance policy
+  check_sampling<DiT, Separate, DDPM, Ancestral, NoGuidance>(so, go, true);
+  check_sampling<DiT, Separate, DDPM, Ancestral, CFG<VaeOnly>>(so, go, true);
+  check_sampling<DiT, Separate, DDPM, Ancestral, CFG<Joint>>(so, go, true);
+  check_sampling<DiT, Separate, DDPM, Ancestral, RepGuidance>(so, go, true);
+  check_sampling<DiT, Merged, DDPM, Ancestral, Combine<CFG<VaeOnly>, RepGuidance>>(so, go, true);
+  // a guidance interval in DDPM time (original timesteps): one branch for the noisiest steps
+  GuidanceOptions gi = go;
+  gi.interval_hi = 600;
+  check_sampling<DiT, Merged, DDPM, Ancestral, Combine<CFG<Joint>, RepGuidance>>(so, gi, true);
+  // fixed variances (learned channels ignored, and without learned sigma), clipping
+  so.variance = DdpmVariance::FixedLarge;
+  check_sampling<DiT, Merged, DDPM, Ancestral, CFG<VaeOnly>>(so, go, true);
+  so.variance = DdpmVariance::FixedSmall;
+  so.clip_denoised = true;
+  check_sampling<DiT, Merged, DDPM, Ancestral, RepGuidance>(so, go, false);
+  so.variance = DdpmVariance::Auto;
+  so.respacing = "ddim4";
+  check_sampling<DiT, Merged, DDPM, Ancestral, NoGuidance>(so, go, false);  // Auto without learned sigma
+  // feature-conditioned sampling (known z noised to the original timestep before each evaluation)
+  check_sampling<DiT, Separate, DDPM, Ancestral, CFG<VaeOnly>>(so, go, true, /*known_z=*/true);
+}
+
+TEST(DevicePath, DeviceDdimSamplingMatchesTheCpuBitForBit) {
+  GuidanceOptions go;
+  go.cfg_scale = 1.9;
+  go.rg_scale = 1.6;
+  DDIM::Options so;
+  so.respacing = "ddim5";
+  check_sampling<DiT, Merged, DDPM, DDIM, NoGuidance>(so, go, false);  // eta 0: deterministic
+  check_sampling<DiT, Separate, DDPM, DDIM, CFG<VaeOnly>>(so, go, true);
+  so.eta = 1.0;
+  check_sampling<DiT, Merged, DDPM, DDIM, RepGuidance>(so, go, false);
+  so.eta = 0.4;
+  so.clip_denoised = true;  // eps re-derived from the clipped x0
+  check_sampling<DiT, Separate, DDPM, DDIM, Combine<RepGuidance, CFG<Joint>>>(so, go, true);
+  check_sampling<DiT, Merged, DDPM, DDIM, RepGuidance>(so, go, false, /*known_z=*/true);
+}
+
+TEST(DevicePath, DeviceHeunSamplingMatchesTheCpuBitForBit) {
+  GuidanceOptions go;
+  go.cfg_scale = 2.0;
+  go.rg_scale = 1.4;
+  OdeHeun::Options so;
+  so.num_steps = 4;
+  check_sampling<SiT, Merged, FlowMatching, OdeHeun, NoGuidance>(so, go, false);
+  check_sampling<SiT, Separate, FlowMatching, OdeHeun, CFG<VaeOnly>>(so, go, false);
+  check_sampling<SiT, Merged, FlowMatching, OdeHeun, CFG<Joint>>(so, go, false);
+  check_sampling<SiT, Separate, FlowMatching, OdeHeun, RepGuidance>(so, go, false);
+  go.interval_lo = 0.3;  // the corrector at tn may be guided when the predictor at t is not
+  check_sampling<SiT, Merged, FlowMatching, OdeHeun, Combine<CFG<VaeOnly>, RepGuidance>>(so, go, false);
+  check_sampling<SiT, Merged, FlowMatching, OdeHeun, Combine<CFG<VaeOnly>, RepGuidance>>(so, go, false, true);
+}
+
+TEST(DevicePath, DeviceKnownZNeedsFeatureChannels) {
+  ModelConfig c = tiny();
+  c.feature_channels = 0;
+  using Dm = ReDi<SiT, Merged, FlowMatching, float, StagedHost>;
+  Dm d(train_opts<Dm>(c), StagedHost{});
+  std::vector<float> out(std::size_t(2) * c.channels_in() * c.input_size * c.input_size), zk(4, 0.f);
+  SampleRequest req;
+  req.B = 2; req.known_z = zk.data();
+  test::expect_error([&] { d.template sample<OdeHeun>(out.data(), req, {.num_steps = 2}); },
+                     {"known_z", "feature channels"});
 }

@@ -1,6 +1,8 @@
 // Tests for redi/train/trainer.hpp + checkpoint.hpp: a resumed run is bit-identical to an
 // uninterrupted one (weights, EMA, AdamW moments, loss sequence), a non-finite loss stops
 // training with an error naming the step, and checkpoints round-trip / fail loudly when corrupt.
+// A run resumed under another activation-recomputation policy (TrainerConfig::recompute) is
+// still bit-identical: the policy is recorded in the checkpoint's "trainer" settings only.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -91,7 +93,7 @@ bool same_bits(Model& a, Model& b) {
 }
 
 template <class Model>
-void check_resume(const std::string& tag, int r, bool learn_sigma) {
+void check_resume(const std::string& tag, int r, bool learn_sigma, Recompute resumed = Recompute::None) {
   const fs::path dir = temp_dir("resume_" + tag);
   const data::TrainSet data = toy_set(40, r);
   const auto opts = options<Model>(r, learn_sigma);
@@ -114,7 +116,12 @@ void check_resume(const std::string& tag, int r, bool learn_sigma) {
   t_first.save(ck);
 
   Model second(opts);  // fresh model, fresh trainer
-  train::Trainer<Model> t_second(second, data, tc);
+  train::TrainerConfig tc2 = tc;
+  tc2.recompute = resumed;
+  train::Trainer<Model> t_second(second, data, tc2);
+  EXPECT_EQ(second.net().recompute(), resumed);
+  EXPECT_NE(t_second.config_json().find("\"recompute\":\"" + std::string(recompute_name(resumed)) + "\""),
+            std::string::npos) << t_second.config_json();
   const auto st = t_second.resume(ck);
   EXPECT_EQ(st.step, 7);
   t_second.run();
@@ -139,6 +146,10 @@ TEST(TrainResume, DiTSeparateDdpmLearnedSigmaIsBitIdentical) {
   check_resume<ReDi<DiT, Separate, DDPM>>("dit", 2, true);
 }
 TEST(TrainResume, PlainModelWithoutFeaturesIsBitIdentical) { check_resume<ReDi<SiT, Merged, FlowMatching>>("plain", 0, false); }
+TEST(TrainResume, ResumedUnderAnotherRecomputePolicyIsBitIdentical) {
+  check_resume<ReDi<SiT, Merged, FlowMatching>>("recompute_block", 2, false, Recompute::Block);
+  check_resume<ReDi<DiT, Separate, DDPM>>("recompute_mlp", 2, true, Recompute::Mlp);
+}
 
 TEST(TrainResume, RefusesChangedSettings) {
   using M = ReDi<SiT, Merged, FlowMatching>;

@@ -1,4 +1,5 @@
-# The end-to-end ctest (redi_extract_e2e): a folder of PNG images -> redi_extract (tiny random
+# The end-to-end ctest (redi_extract_e2e): a folder of PNG and (with libjpeg) JPEG images, named
+# <class>/img<k>.png|.JPEG -> redi_extract (tiny random
 # 4-block VAE, the committed tiny DINOv2 of tests/data/dinov2/, PCA fitted here) -> shards ->
 # resume checks -> a few training steps of redi_train_imagenet on them -> redi_sample (sample,
 # decode with the same VAE) -> samples.npz of the ADM format.
@@ -14,6 +15,12 @@ endfunction()
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 run(${DATA_TOOL} ${WORK})
+# with libjpeg the folder mixes PNG and JPEG (ImageNet's .JPEG suffix)
+file(GLOB jpegs ${WORK}/images/*/*.JPEG)
+list(LENGTH jpegs njpeg)
+if(last_out MATCHES "3 of them JPEG" AND NOT njpeg EQUAL 3)
+  message(FATAL_ERROR "the data tool reported 3 JPEGs, found ${njpeg}")
+endif()
 set(args --images ${WORK}/images --out ${WORK}/shards --vae ${WORK}/vae.safetensors --vae-channels 8,8,8,8
          --vae-layers 1 --vae-groups 4 --dinov2 ${DINOV2} --pca-images 4 --r 4 --shard-size 2 --batch 2
          --flips --threads 1)
@@ -34,6 +41,9 @@ endif()
 # the rows of a shard, recomputed independently (order, labels, crop, flips, latent scale, PCA layout)
 run(${DATA_TOOL} verify ${WORK} ${DINOV2} ${WORK}/shards/shard_00001.safetensors)
 message(STATUS "verify:\n${last_out}")
+if(njpeg GREATER 0 AND NOT last_out MATCHES "img1[.]JPEG")
+  message(FATAL_ERROR "the verified shard holds no JPEG-decoded row")
+endif()
 
 # resume: a complete folder is left alone; a missing shard is rebuilt bit-identically
 file(SHA256 ${WORK}/shards/shard_00000.safetensors h0)

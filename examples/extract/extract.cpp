@@ -37,7 +37,8 @@ using namespace redi_extract;
 namespace {
 
 const char* kUsage = R"(usage: redi_extract --images DIR --out DIR --vae FILE --dinov2 FILE [options]
-An ImageNet-layout folder (DIR/<class>/<image>.{png,jpg,jpeg}; classes = sorted sub-folder names)
+An ImageNet-layout folder (DIR/<class>/<image>.{png,jpg,jpeg}, any case: ImageNet's .JPEG files are
+read as they are, the signature picks the decoder; classes = sorted sub-folder names)
 -> ADM centre crop to --size -> SD-VAE latents and DINOv2 patch features -> PCA -> shards
 OUT/shard_NNNNN.safetensors that redi_train_imagenet --data OUT reads as they are:
   latents [n, 4, size/8, size/8]  0.18215 * VAE posterior mean (--latents sample: one sample)
@@ -50,6 +51,8 @@ PCA: --pca FILE (the authors' file, e.g. data/dinov2_vitb14_reg_pca.safetensors)
 Options:
   --r N (8)              PCA channels stored (train with --r <= N)
   --flips                also store the mirrored image as a second sample (2x disk and time)
+  --lenient-jpeg         decode JPEGs that libjpeg warns about (corrupt data it concealed), as PIL
+                         does; default: such a file is an error naming it. Truncated files always are.
   --latents mean|sample  (mean)   --seed N (0: PCA subset and posterior samples)
   --size N (256)         crop size (DINOv2 sees 224 * size / 256)
   --shard-size N (10000) images per shard   --batch N (32)   --limit N (first N images only)
@@ -127,7 +130,7 @@ int main(int argc, char** argv) {
                  {"images", "out", "vae", "dinov2", "pca", "pca-images", "r", "latents", "seed", "size", "shard-size",
                   "batch", "limit", "dtype", "device", "threads", "vae-channels", "vae-layers", "vae-groups",
                   "dinov2-heads"},
-                 {"help", "flips"});
+                 {"help", "flips", "lenient-jpeg"});
     if (a.flag("help")) {
       std::cout << kUsage;
       return 0;
@@ -136,6 +139,8 @@ int main(int argc, char** argv) {
       if (!a.has(k)) throw UsageError(std::string("--") + k + " is required (see --help)");
     const int R = int(a.integer("r", 8, 1, 4096));
     const bool flips = a.flag("flips");
+    redi::data::ImageLimits limits;
+    limits.strict_jpeg = !a.flag("lenient-jpeg");
     const std::string latent_mode = a.choice("latents", "mean", {"mean", "sample"});
     const auto seed = std::uint64_t(a.integer("seed", 0, 0, INT64_MAX));
     const int S = int(a.integer("size", 256, 8, 4096));
@@ -174,6 +179,7 @@ int main(int argc, char** argv) {
         << "\nlatents=" << latent_mode << "\nseed=" << seed << "\nshard_size=" << shard_size << "\ndtype=" << dtype_name
         << "\nvae=" << vcfg.str() << "\npca=" << (a.has("pca") ? a.str("pca") : "fit:" + std::to_string(pca_images))
         << "\n";
+    if (!limits.strict_jpeg) rec << "lenient_jpeg=1\n";  // absent by default: older records stay valid
     std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the listing: a changed folder is a new run
     for (std::int64_t i = 0; i < N; ++i)
       for (char c : listing.files[std::size_t(i)] + "\n") h = (h ^ std::uint8_t(c)) * 1099511628211ull;
@@ -238,7 +244,7 @@ int main(int argc, char** argv) {
         const int n = int(std::min<std::int64_t>(batch, m - s));
         std::vector<std::string> files;
         for (int i = 0; i < n; ++i) files.push_back(listing.files[std::size_t(order[std::size_t(s + i)])]);
-        const auto x = to_float_nchw(load_crops(files, S, false), n, S);
+        const auto x = to_float_nchw(load_crops(files, S, false, limits), n, S);
         const auto g = dino.grid(S, S);
         redi::Tensor<float> f(redi::Shape{n, g[0], g[1], dino.feature_dim()});
         dino.encode(x.view(), f.view());
@@ -278,7 +284,7 @@ int main(int argc, char** argv) {
         const int n = int(std::min<std::int64_t>(batch, i1 - s)), nb = n * copies;
         auto t = clock::now();
         const std::vector<std::string> files(listing.files.begin() + s, listing.files.begin() + s + n);
-        const auto x = to_float_nchw(load_crops(files, S, flips), nb, S);
+        const auto x = to_float_nchw(load_crops(files, S, flips, limits), nb, S);
         t_load += secs(t);
         t = clock::now();
         std::vector<float> mom(std::size_t(nb) * 2 * lc * (S / f) * (S / f)), lat(mom.size() / 2);

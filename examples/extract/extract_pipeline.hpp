@@ -34,9 +34,10 @@ namespace redi_extract {
 using MomentsFn = std::function<void(const float* images, int n, int S, float* moments)>;
 
 /// Decodes files[i], ADM-centre-crops each to S x S (RGB) and, with `flips`, appends the mirrored
-/// copy after each image: out [n * (1 + flips), S, S, 3] uint8 (HWC). Files decode in parallel;
-/// the first failure is rethrown naming its file.
-inline std::vector<std::uint8_t> load_crops(const std::vector<std::string>& files, int S, bool flips) {
+/// copy after each image: out [n * (1 + flips), S, S, 3] uint8 (HWC). Files (PNG or JPEG, by
+/// signature) decode in parallel within `lim`; the first failure is rethrown naming its file.
+inline std::vector<std::uint8_t> load_crops(const std::vector<std::string>& files, int S, bool flips,
+                                            const redi::data::ImageLimits& lim = {}) {
   const int n = int(files.size()), copies = flips ? 2 : 1;
   const std::size_t img = std::size_t(S) * S * 3;
   std::vector<std::uint8_t> out(std::size_t(n) * copies * img);
@@ -45,8 +46,7 @@ inline std::vector<std::uint8_t> load_crops(const std::vector<std::string>& file
 #pragma omp parallel for schedule(dynamic, 1)
   for (int i = 0; i < n; ++i) {
     try {
-      const auto im = redi::data::decode_image_file(files[std::size_t(i)], 3);  // PNG within ImageLimits
-      const redi::data::ImageLimits lim;
+      const auto im = redi::data::decode_image_file(files[std::size_t(i)], 3, lim);
       REDI_CHECK(double(std::max(im.h, im.w)) * S / double(std::min(im.h, im.w)) <= double(lim.max_side),
                  files[std::size_t(i)], ": a ", im.h, "x", im.w, " image cropped to ", S,
                  " would be scaled past ImageLimits::max_side = ", lim.max_side, " (aspect ratio too extreme)");

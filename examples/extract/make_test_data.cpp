@@ -1,9 +1,11 @@
 // redi_extract_test_data — writes what the end-to-end extraction test needs and the repository
 // cannot hold: an image folder in the ImageNet layout (2 classes, PNGs of assorted sizes, some
-// smaller and some larger than the crop, smooth random patterns) and random weights of a small
+// smaller and some larger than the crop, smooth random patterns; with libjpeg, three of them are
+// JPEGs named as ImageNet's, .JPEG: baseline 4:2:0, 4:4:4 and progressive, written here through
+// libjpeg's encoder) and random weights of a small
 // 4-block SD-VAE (block_out_channels 8/8/8/8, 1 resnet per block, 4 groups: the 8x factor of
 // sd-vae-ft-ema, so 256 px images give the 32x32 latents redi_train_imagenet expects).
-//   redi_extract_test_data OUTDIR   ->  OUTDIR/images/<class>/*.png, OUTDIR/vae.safetensors
+//   redi_extract_test_data OUTDIR   ->  OUTDIR/images/<class>/*.png|*.JPEG, OUTDIR/vae.safetensors
 //   redi_extract_test_data verify OUTDIR DINOV2 SHARD
 //       recomputes, by a path independent of redi_extract's code, every row of the shard (written
 //       with --flips, --latents mean, f32): the listing order and labels, the ADM crop, the mirrored
@@ -30,9 +32,46 @@
 #include "redi/ops/cpu_backend.hpp"
 #include "redi/weights/vae.hpp"
 
+#if defined(REDI_HAVE_JPEG) && REDI_HAVE_JPEG
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include <jpeglib.h>
+#endif
+
 namespace fs = std::filesystem;
 
 namespace {
+
+#if defined(REDI_HAVE_JPEG) && REDI_HAVE_JPEG
+// An RGB image as a JPEG (quality 90; 4:2:0 or 4:4:4; optionally progressive). libjpeg's default
+// error handler (print, exit) is fine for a test-data tool writing its own pixels.
+void write_jpeg(const fs::path& path, const std::uint8_t* rgb, int w, int h, bool subsample, bool progressive) {
+  jpeg_compress_struct c{};
+  jpeg_error_mgr err{};
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &buf, &size);
+  c.image_width = JDIMENSION(w), c.image_height = JDIMENSION(h), c.input_components = 3, c.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 90, TRUE);
+  for (int k = 0; k < 3; ++k)
+    c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = (k == 0 && subsample) ? 2 : 1;
+  if (progressive) jpeg_simple_progression(&c);
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = const_cast<std::uint8_t*>(rgb + std::size_t(c.next_scanline) * std::size_t(w) * 3);
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(buf), std::streamsize(size));
+  std::free(buf);
+}
+#endif
 
 redi::VaeConfig test_vae_config() {
   redi::VaeConfig cfg;
@@ -126,7 +165,14 @@ int main(int argc, char** argv) {
                            0.15 * (redi::philox::uniform(std::uint64_t(i), std::uint64_t(y * w + x), std::uint64_t(c)) - 0.5);
           px[(std::size_t(y) * w + x) * 3 + std::size_t(c)] = std::uint8_t(std::lround(std::clamp(v, 0.0, 1.0) * 255));
         }
-    redi::io::write_png(out / "images" / cls / ("img" + std::to_string(i) + ".png"), px.data(), w, h, 3);
+    const fs::path stem = out / "images" / cls / ("img" + std::to_string(i));
+#if defined(REDI_HAVE_JPEG) && REDI_HAVE_JPEG
+    if (i == 1 || i == 2 || i == 5) {  // img1: 4:4:4, img2: 4:2:0, img5: progressive 4:2:0
+      write_jpeg(fs::path(stem) += ".JPEG", px.data(), w, h, i != 1, i == 5);
+      continue;
+    }
+#endif
+    redi::io::write_png(fs::path(stem) += ".png", px.data(), w, h, 3);
   }
   redi::Vae<float> vae(test_vae_config());
   std::vector<float> p(std::size_t(vae.num_params()));
@@ -140,7 +186,8 @@ int main(int argc, char** argv) {
   }
   vae.set_params(p.data());
   redi::save_vae_weights(vae, out / "vae.safetensors");
-  std::cout << "wrote " << (out / "images").string() << " (6 images, 2 classes) and " << (out / "vae.safetensors").string()
+  std::cout << "wrote " << (out / "images").string() << " (6 images, 2 classes, " << (redi::data::kHaveJpeg ? 3 : 0)
+            << " of them JPEG) and " << (out / "vae.safetensors").string()
             << " (" << vae.num_params() << " parameters)\n";
   return 0;
 }

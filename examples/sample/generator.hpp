@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "redi/device_sampler.hpp"
 #include "redi/diffusion/diffusion.hpp"
 #include "redi/io/state_dict.hpp"
 #include "redi/nn/device_bridge.hpp"
@@ -113,11 +114,23 @@ private:
   template <class S, class G>
   void run(const typename S::Options& so, const redi::SampleRequest& req) {
     redi::check_sampling_policies<Obj, S, G>();
-    redi::Sampler<S, G, float> sampler(so, {.cfg_scale = s_.cfg_scale, .rg_scale = s_.rg_scale});
-    if constexpr (Dev::is_host)
+    const redi::GuidanceOptions go{.cfg_scale = s_.cfg_scale, .rg_scale = s_.rg_scale};
+    redi::Sampler<S, G, float> sampler(so, go);  // validates the options
+    if constexpr (Dev::is_host) {
       sampler.run(net_, buf_.data(), req);
-    else
+    } else {
+      // every sampler runs on the device (state, noise, guidance and steps: redi::DeviceSampler);
+      // the host Sampler through the bridge only where it does not serve
+      using DS = redi::DeviceSampler<Net, S, G>;
+      if constexpr (redi::DeviceSamplerBackend<Dev, typename Net::master_type> && DS::kSampler) {
+        if (DS::serves(net_, req)) {
+          DS ds;
+          ds.run(net_, buf_.data(), req, so, go);
+          return;
+        }
+      }
       sampler.run(bridge_.bind(net_), buf_.data(), req);
+    }
   }
   template <class S>
   void with_guidance(const typename S::Options& so, const redi::SampleRequest& req) {

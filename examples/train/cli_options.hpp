@@ -35,6 +35,7 @@ struct CliOptions {
   int batch = 64;
   std::int64_t steps = 1000;
   bool hflip = false;
+  redi::Recompute recompute = redi::Recompute::None;  // --recompute (memory only)
   std::string out = "runs/train";
   int log_every = 50;
   std::int64_t sample_every = 0, ckpt_every = 1000;

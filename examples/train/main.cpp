@@ -35,6 +35,8 @@ Training:
   --label-drop X (0.1)
   --out DIR (runs/train)  --log-every N (50)  --sample-every N (0 = at the end, -1 never)
   --ckpt-every N (1000)  --resume auto|PATH  --max-minutes M (0 = no limit)  --threads N
+  --recompute P        none | attention | mlp | block: recompute those activations in the backward
+                       pass instead of keeping them (less memory, same results; default none)
 Sampling (grids during training, and --num-samples at the end -> samples.npz, ADM format):
   --sampler S          sit: sde | euler | heun (default sde); dit: ddpm | ddim (default ddpm)
   --sample-steps N     (default: sde 250, euler/heun 50, ddpm 250, ddim 50)
@@ -96,6 +98,7 @@ CliOptions parse(const Args& a) {
   c.batch = int(a.integer("batch", 64, 1, 1 << 20));
   c.steps = a.integer("steps", 1000, 0, INT64_MAX);
   c.hflip = a.flag("hflip");
+  c.recompute = redi::cli::recompute_flag(a);
   c.out = a.str("out", c.out);
   if (c.out.empty()) throw UsageError("--out: empty directory name");
   c.log_every = int(a.integer("log-every", 50, 0, INT32_MAX));
@@ -125,7 +128,7 @@ int main(int argc, char** argv) {
                   "fusion", "size", "depth", "width", "heads", "patch", "batch", "steps", "lr", "warmup",
                   "grad-clip", "ema", "weight-decay", "seed", "lambda-z", "p-drop", "label-drop", "out",
                   "log-every", "sample-every", "ckpt-every", "resume", "max-minutes", "threads", "sampler",
-                  "sample-steps", "guidance", "cfg", "rg", "num-samples", "grid"},
+                  "sample-steps", "guidance", "cfg", "rg", "num-samples", "grid", "recompute"},
                  {"help", "no-pc-norm", "learn-sigma", "hflip", "per-sample-drop"});
     if (a.flag("help")) {
       std::cout << kUsage;

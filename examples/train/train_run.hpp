@@ -62,6 +62,7 @@ int run_training(const CliOptions& c, const redi::data::TrainSet& data,
   tc.log_every = c.log_every; tc.sample_every = c.sample_every; tc.ckpt_every = c.ckpt_every;
   tc.out_dir = c.out; tc.max_seconds = c.max_minutes * 60.0;
   tc.grid_samples = c.grid; tc.grid_cols = std::max(1, std::min(c.grid, 8));
+  tc.recompute = c.recompute;
   tc.comm = c.comm;  // data-parallel ranks: each trains on batch / W, rank 0 writes the files
   redi::train::Trainer<Model> trainer(model, data, tc, &std::cout);
   const auto sample = make_sample_fn<Model>(c);

@@ -12,10 +12,10 @@
 // The API is the same on every device: train_step and sample take HOST pointers of
 // value_type (the master type: float); on a device the network runs there, the joint loss's
 // per-element half too where the device's backend has it (redi::DeviceLoss, device_loss.hpp:
-// noise, noisy input, target, dout and the squared-error sums on the device), and the sampler
-// flow samplers (SdeEulerMaruyama, OdeEuler, any guidance) too (redi::DeviceSampler,
-// device_sampler.hpp); DDPM samplers, OdeHeun, known_z and learned sigma run their step math on
-// the host through redi::DeviceBridge (nn/device_bridge.hpp), as does the loss for learned sigma.
+// noise, noisy input, target, dout and the squared-error sums on the device), and every sampler
+// (Ancestral, DDIM, SdeEulerMaruyama, OdeEuler, OdeHeun; any guidance; learned sigma; known_z)
+// too (redi::DeviceSampler, device_sampler.hpp); the loss for learned sigma runs its math on the
+// host through redi::DeviceBridge (nn/device_bridge.hpp).
 #pragma once
 #include <cmath>
 #include <cstdint>

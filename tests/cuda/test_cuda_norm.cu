@@ -1,6 +1,11 @@
 // CUDA vs CPU: LayerNorm, adaLN modulate and gated residual, and their mixed-type forms on
 // BF16Mixed's fp32 residual stream (LayerNorm reads fp32 and writes bf16, its backward and the
-// gated residual write fp32, accumulate adds bf16 into fp32). Skips without a device.
+// gated residual write fp32, accumulate adds bf16 into fp32); the out-of-place gated residual
+// (out = x + gate * y, what the DiT block uses) against the CPU and against the in-place op on
+// the device (bit for bit: the same kernel); the fused LayerNorm + modulate of the block
+// (layernorm_modulate_forward) against the CPU's LayerNorm then modulate and against the two
+// device ops (equal bits expected: the same arithmetic on the stored LayerNorm output). Skips
+// without a device.
 #include "cuda_test_util.hpp"
 #include "redi/cuda/ops/elementwise.cuh"
 #include "redi/cuda/ops/layernorm.cuh"
@@ -54,6 +59,51 @@ struct ModShape {
   std::size_t ada() const { return std::size_t(B) * ms(); }
 };
 
+/// The fused op against the CPU's two ops (tolerance) and the device's two ops (bit for bit),
+/// input of type R (the fp32 residual stream under BF16Mixed, or T itself).
+template <class T, class R>
+void check_layernorm_modulate(const std::vector<float>& x, const std::vector<float>& ada, int B, int L, int C,
+                              int ms) {
+  const int rows = B * L;
+  const std::size_t n = std::size_t(rows) * C;
+  std::vector<float> ln(n), out(n), mean(rows), rstd(rows);
+  ops::layernorm_forward(cpu, ln.data(), mean.data(), rstd.data(), x.data(), rows, C);
+  if constexpr (!std::is_same_v<T, float>) ln = round_bf16(ln);  // the device stores ln in T
+  ops::modulate_forward(cpu, out.data(), ln.data(), ada.data(), ada.data() + C, B, L, C, ms);
+  auto d_x = dev<R>(x);
+  auto d_ada = dev<T>(ada);
+  auto f_ln = dev_zeros<T>(n), f_out = dev_zeros<T>(n), u_ln = dev_zeros<T>(n), u_out = dev_zeros<T>(n);
+  auto f_mean = dev_zeros<float>(rows), f_rstd = dev_zeros<float>(rows);
+  auto u_mean = dev_zeros<float>(rows), u_rstd = dev_zeros<float>(rows);
+  ops::layernorm_modulate_forward(ctx(), f_ln.data(), f_out.data(), f_mean.data(), f_rstd.data(),
+                                  static_cast<const R*>(d_x.data()), static_cast<const T*>(d_ada.data()),
+                                  static_cast<const T*>(d_ada.data() + C), B, L, C, ms);
+  ops::layernorm_forward(ctx(), u_ln.data(), u_mean.data(), u_rstd.data(), d_x.data(), rows, C);
+  ops::modulate_forward(ctx(), u_out.data(), static_cast<const T*>(u_ln.data()), d_ada.data(), d_ada.data() + C,
+                        B, L, C, ms);
+  EXPECT_TRUE(close(host(f_out), out, Tol<T>::red)) << "layernorm_modulate_forward out C=" << C;
+  EXPECT_TRUE(close(host(f_mean), mean, 1e-5, 1e-6)) << "mean C=" << C;
+  EXPECT_EQ(host(f_ln), host(u_ln)) << "fused ln == layernorm_forward C=" << C;
+  EXPECT_EQ(host(f_out), host(u_out)) << "fused out == layernorm_forward + modulate_forward C=" << C;
+  EXPECT_EQ(host(f_mean), host(u_mean));
+  EXPECT_EQ(host(f_rstd), host(u_rstd));
+}
+
+TYPED_TEST(CudaNorm, LayerNormModulateFusedEqualsTheTwoOps) {
+  REDI_REQUIRE_CUDA();
+  using T = TypeParam;
+  for (int C : {7, 100, 1152}) {
+    const int B = 3, L = 11, ms = 6 * C;
+    const auto x = input<T>(std::size_t(B) * L * C, 36, 2.0f, 0.5f);
+    const auto ada = input<T>(std::size_t(B) * ms, 37, 0.5f);
+    check_layernorm_modulate<T, T>(x, ada, B, L, C, ms);
+    if constexpr (!std::is_same_v<T, float>) {  // BF16Mixed: fp32 residual stream in, bf16 out
+      const auto xf = randn(std::size_t(B) * L * C, 38, 3.0f, 1.0f);
+      check_layernorm_modulate<T, float>(xf, ada, B, L, C, ms);
+    }
+  }
+}
+
 TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
   REDI_REQUIRE_CUDA();
   using T = TypeParam;
@@ -76,6 +126,16 @@ TYPED_TEST(CudaNorm, ModulateAndGatedResidual) {
   auto d_xr = dev<T>(x);
   ops::gated_residual_forward(ctx(), d_xr.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
   EXPECT_TRUE(close(host(d_xr), xr, Tol<T>::elem)) << "gated_residual_forward";
+  {  // out of place: out = x + gate * y, x untouched; equal to the in-place result bit for bit
+    std::vector<float> xo(s.tokens());
+    ops::gated_residual_forward(cpu, xo.data(), x.data(), y.data(), gate, B, L, C, ms);
+    EXPECT_EQ(xo, xr) << "CPU out of place == in place";
+    auto d_o = dev_zeros<T>(s.tokens());
+    ops::gated_residual_forward(ctx(), d_o.data(), static_cast<const T*>(d_x.data()), d_y.data(),
+                                d_ada.data() + 2 * C, B, L, C, ms);
+    EXPECT_EQ(host(d_o), host(d_xr)) << "gated_residual_forward out of place == in place (device)";
+    EXPECT_EQ(host(d_x), host(dev<T>(x))) << "out of place leaves x alone";
+  }
   // backward: gradients land inside a d(adaLN) buffer [B, 6C]
   std::vector<float> din(s.tokens()), dada(s.ada(), 0.0f), dy(s.tokens());
   ops::modulate_backward(cpu, din.data(), dada.data(), dada.data() + C, g.data(), x.data(), scale,
@@ -131,6 +191,13 @@ TEST(CudaResidualFp32, MixedTypesKeepTheResidualInFp32) {
   auto d_y = dev<bf16>(y), d_ada = dev<bf16>(ada);
   ops::gated_residual_forward(ctx(), d_h.data(), d_y.data(), d_ada.data() + 2 * C, B, L, C, ms);
   EXPECT_TRUE(close(host(d_h), x, Tol<float>::elem)) << "gated_residual_forward into fp32";
+  {  // out of place, fp32 out from fp32 x (the block's h_mid = h_in + gate1 * a)
+    auto d_h0 = dev<float>(h), d_o = dev_zeros<float>(s.tokens());
+    ops::gated_residual_forward(ctx(), d_o.data(), static_cast<const float*>(d_h0.data()), d_y.data(),
+                                d_ada.data() + 2 * C, B, L, C, ms);
+    EXPECT_EQ(host(d_o), host(d_h)) << "fp32 out of place == in place (device)";
+    EXPECT_TRUE(close(host(d_o), x, Tol<float>::elem)) << "gated_residual_forward out of place into fp32";
+  }
   // its backward reads the fp32 dh
   std::vector<float> dy(s.tokens()), dada(s.ada(), 0.0f);
   ops::gated_residual_backward(cpu, dy.data(), dada.data() + 2 * C, h.data(), y.data(), ada.data() + 2 * C, B, L,

@@ -1,6 +1,9 @@
-// Fuzz target: redi::data::decode_image (signature check, stbi_info bounds, stb's PNG decoder)
-// and the ADM center crop of what it decodes. stb_image is compiled HERE, with the sanitizers
-// (the same stb_image.h that Debian's libstb is built from), so its own bugs are findings too.
+// Fuzz target: redi::data::decode_image (signature check, stbi_info bounds, stb's PNG decoder;
+// for JPEG redi's libjpeg glue in data/jpeg.hpp: error manager, setjmp/longjmp, header limits,
+// scan limit, colour conversion) and the ADM center crop of what it decodes. stb_image is
+// compiled HERE, with the sanitizers (the same stb_image.h that Debian's libstb is built from),
+// so its own bugs are findings too. libjpeg-turbo is Debian's shared library as shipped: its
+// heap blocks are ASan-tracked (malloc is intercepted), its own code is not instrumented.
 #include "fuzz_common.hpp"
 #include "redi/data/image_io.hpp"  // stb_image's declarations
 
@@ -19,6 +22,8 @@ static void run(const std::uint8_t* data, std::size_t size) {
   data::ImageLimits lim;
   lim.max_side = 4096;
   lim.max_pixels = 1 << 22;
+  lim.max_jpeg_scans = 100;
+  lim.strict_jpeg = size < 2 || (data[size - 2] & 1);  // both warning policies
   static const int kChannels[3] = {1, 3, 4};  // a trailing byte (after IEND) picks the conversion
   const int channels = size ? kChannels[data[size - 1] % 3] : 3;
   const data::DecodedImage im = data::decode_image(data, size, channels, "fuzz.png", lim);

@@ -1,5 +1,6 @@
 // tests/fuzz/make_seeds.cpp — writes the seed corpus of every fuzz target with redi's own
-// writers (run at build time by tests/fuzz/CMakeLists.txt; nothing binary is committed):
+// writers (run at build time by tests/fuzz/CMakeLists.txt; nothing binary is committed for the
+// fuzzers; the JPEG seeds are the parity fixtures committed under tests/data/jpeg):
 //   make_seeds <out_dir> <repo>/tests/data     ->  <out_dir>/<target>/<seed files>
 #include <cmath>
 #include <cstdio>
@@ -162,6 +163,11 @@ int main(int argc, char** argv) {
       put("image", "c" + std::to_string(c) + ".png", std::string(png.begin(), png.end()));
     }
   }
+  // ---- JPEG images: the committed PIL-made fixtures (tests/data/jpeg: baseline 4:2:0/4:2:2/
+  // 4:4:4, progressive, odd sizes, grey, Adobe CMYK, EXIF); redi has no JPEG writer.
+  if (fs::is_directory(test_data / "jpeg"))
+    for (const auto& e : fs::directory_iterator(test_data / "jpeg"))
+      if (e.path().extension() == ".jpg") copy_as(e.path(), "image", e.path().filename().string());
   fs::remove_all(tmp);
   std::printf("make_seeds: %d seed files in %s\n", count, out_root.string().c_str());
   return 0;

@@ -76,6 +76,11 @@ struct Backend<Cuda> {
                                  int rows, int C) {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
+  template <class T, class S, class R>
+  static void layernorm_modulate_forward(const Cuda& c, T* ln, T* out, S* mean, S* rstd, const R* in, const T* shift,
+                                         const T* scale, int B, int L, int C, int mod_stride) {
+    ops::layernorm_modulate_forward(c, ln, out, mean, rstd, in, shift, scale, B, L, C, mod_stride);
+  }
   template <class T>
   static void modulate_forward(const Cuda& c, T* out, const T* in, const T* shift, const T* scale, int B, int L,
                                int C, int mod_stride) {
@@ -90,6 +95,11 @@ struct Backend<Cuda> {
   static void gated_residual_forward(const Cuda& c, R* x, const T* y, const T* gate, int B, int L, int C,
                                      int mod_stride) {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
+  }
+  template <class T, class R>
+  static void gated_residual_forward(const Cuda& c, R* out, const R* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
   }
   template <class T, class R>
   static void gated_residual_backward(const Cuda& c, T* dy, T* dgate, const R* dx, const T* y, const T* gate,
@@ -195,7 +205,7 @@ struct Backend<Cuda> {
     ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
   }
 
-  // ---- the flow sampler's per-element ops (cuda/ops/sampler_steps.cuh; redi::DeviceSampler)
+  // ---- the samplers' per-element ops (cuda/ops/sampler_steps.cuh; redi::DeviceSampler)
   template <class T>
   static void fill_normal_rows(const Cuda& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
                                const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
@@ -214,6 +224,19 @@ struct Backend<Cuda> {
   static void flow_step(const Cuda& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
                         double t, double h, double norm, double sd) {
     ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
+  }
+  template <class T>
+  static void heun_step(const Cuda& c, T* out, const T* x, const T* v1, const T* v2, std::int64_t n, double h) {
+    ops::heun_step(c, out, x, v1, v2, n, h);
+  }
+  template <class T>
+  static void ddpm_step(const Cuda& c, T* x, const T* pred, const T* noise, const ops::DdpmStep& s) {
+    ops::ddpm_step(c, x, pred, noise, s);
+  }
+  template <class T>
+  static void impose_known(const Cuda& c, T* x, const float* known, const T* zn, int B, std::int64_t nin,
+                           std::int64_t nx, double a, double cz) {
+    ops::impose_known(c, x, known, zn, B, nin, nx, a, cz);
   }
 
   // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)

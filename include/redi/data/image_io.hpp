@@ -1,23 +1,23 @@
-// redi/data/image_io.hpp — decoding PNG/JPEG files (stb_image), and class-per-folder image
-// datasets (root/<class_name>/<file>.png|jpg|jpeg).
+// redi/data/image_io.hpp — decoding PNG (stb_image) and JPEG (libjpeg-turbo, data/jpeg.hpp)
+// files, and class-per-folder image datasets (root/<class_name>/<file>.png|jpg|jpeg).
 //
-// DEPENDENCY: stb_image. This header only *declares* stb_image's functions (it includes
+// DEPENDENCY: stb_image for PNG. This header only *declares* stb_image's functions (it includes
 // stb_image.h without STB_IMAGE_IMPLEMENTATION): a header-only library cannot define the
 // implementation, because every translation unit including it would emit the same non-inline
 // functions and the link would break (ODR). Link Debian's prebuilt library instead
 // (libstb-dev: header /usr/include/stb/stb_image.h, library libstb.so, `-lstb`), or, without
 // libstb, define STB_IMAGE_IMPLEMENTATION in exactly ONE .cpp of your program before including
-// <stb_image.h> (or this header).
+// <stb_image.h> (or this header). JPEG needs libjpeg (redi::redi carries it when CMake found it;
+// see data/jpeg.hpp).
 //
-// WHAT IS DECODED (docs/security.md): PNG only. The file's signature decides, not its name;
-// stb_image's other decoders are never reached. JPEG is refused: the stb_image 2.27 that Debian
-// ships (libstb 0.0~git20220908) has a known out-of-bounds write on crafted JPEG Huffman tables,
-// and a reader of files from strangers must not hand them to it (convert JPEGs to PNG, e.g.
-// `mogrify -format png *.jpg`). Before decoding, stbi_info reads the PNG header and the
-// dimensions are checked against ImageLimits (side and pixel count), so a 3 KB PNG claiming
+// WHAT IS DECODED (docs/security.md): PNG and JPEG. The file's signature decides, not its name;
+// stb_image's other decoders (and its JPEG decoder: the stb_image 2.27 that Debian ships has a
+// known out-of-bounds write on crafted JPEG Huffman tables) are never reached. JPEG goes to
+// libjpeg-turbo (data/jpeg.hpp: PIL's decoding, pixel for pixel). Before decoding, the header's
+// dimensions are checked against ImageLimits (side and pixel count), so a 3 KB file claiming
 // 1x1M pixels is an error, not gigabytes of allocation; the decoded size must then match.
-// stb's PNG decoder itself is fuzzed in tests/fuzz (fuzz_image, stb compiled with the
-// sanitizers).
+// Both decoders are fuzzed in tests/fuzz (fuzz_image: stb compiled with the sanitizers, redi's
+// libjpeg glue instrumented, Debian's libjpeg-turbo as shipped).
 #pragma once
 #if __has_include(<stb/stb_image.h>)
 #include <stb/stb_image.h>
@@ -36,16 +36,11 @@
 
 #include "redi/core/error.hpp"
 #include "redi/data/dataset.hpp"
+#include "redi/data/image_types.hpp"
+#include "redi/data/jpeg.hpp"
 #include "redi/data/resample.hpp"
 
 namespace redi::data {
-
-/// A decoded image, HWC uint8.
-struct DecodedImage {
-  int h = 0, w = 0, c = 0;
-  int file_channels = 0;  ///< channels stored in the file before conversion
-  std::vector<std::uint8_t> pixels;
-};
 
 /// The bytes of a file; redi::Error naming it when it cannot be read.
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
@@ -61,40 +56,22 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-/// Bounds on a decoded image, checked from the file's header before decoding.
-struct ImageLimits {
-  int max_side = 16384;                             ///< width and height at most this
-  std::int64_t max_pixels = std::int64_t(1) << 26;  ///< width * height at most this (64 Mpx)
-};
-
-/// Whether `data` starts with the PNG signature.
-inline bool is_png(const std::uint8_t* data, std::size_t size) {
-  static const std::uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  return size >= 8 && std::equal(sig, sig + 8, data);
-}
-
-/// Decodes a PNG from memory into `channels` channels (1: grey, 3: RGB, 4: RGBA; stb
-/// converts). `what` names the image in errors (the file path). Anything but a PNG within
-/// `limits` is a redi::Error (see the header comment for why JPEG is refused).
+/// Decodes a PNG or JPEG from memory into `channels` channels (1: grey, 3: RGB, 4: RGBA;
+/// stb / data/jpeg.hpp convert). `what` names the image in errors (the file path). Anything but
+/// a PNG or JPEG within `limits` is a redi::Error; the signature decides the format.
 inline DecodedImage decode_image(const std::uint8_t* data, std::size_t size, int channels, const std::string& what,
                                  const ImageLimits& limits = {}) {
   REDI_CHECK(channels >= 1 && channels <= 4, what, ": cannot decode to ", channels, " channels");
   REDI_CHECK(size > 0 && size < std::size_t(1) << 31, what, ": ", size, " bytes is not a decodable image size");
-  if (!is_png(data, size)) {
-    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
-      REDI_FAIL(what, ": JPEG images are not decoded (the stb_image 2.27 JPEG decoder has a known "
-                "out-of-bounds write on crafted files; convert the images to PNG)");
-    REDI_FAIL(what, ": not a PNG file (only PNG images are decoded)");
-  }
+  if (is_jpeg(data, size)) return decode_jpeg(data, size, channels, what, limits);
+  REDI_CHECK(is_png(data, size), what, ": neither a PNG nor a JPEG file (only PNG and JPEG images are decoded; "
+             "the signature decides, not the file name)");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, int(size), &w, &h, &comp)) {
     const char* why = stbi_failure_reason();
     REDI_FAIL(what, ": cannot decode image (bad PNG header: ", why ? why : "unknown stb_image error", ")");
   }
-  REDI_CHECK(w > 0 && h > 0 && w <= limits.max_side && h <= limits.max_side &&
-                 std::int64_t(w) * std::int64_t(h) <= limits.max_pixels,
-             what, ": image is ", w, "x", h, " pixels; the limits are ", limits.max_side, " per side and ",
-             limits.max_pixels, " in all (ImageLimits)");
+  check_image_size(w, h, limits, what);
   const int iw = w, ih = h;
   std::unique_ptr<stbi_uc, void (*)(void*)> px(
       stbi_load_from_memory(data, int(size), &w, &h, &comp, channels), stbi_image_free);
@@ -119,8 +96,8 @@ struct ImageFolderOptions {
   int channels = 3;     ///< decode to 1 (grey) or 3 (RGB)
   int image_size = 0;   ///< > 0: ADM center crop every image to size x size (center_crop_adm);
                         ///< 0: images are kept as they are and must all have one size
-  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg"};  ///< case-insensitive (JPEGs are refused
-                                                                    ///< with an error naming them)
+  std::vector<std::string> extensions = {".png", ".jpg", ".jpeg"};  ///< case-insensitive (.JPEG too); the
+                                                                    ///< signature decides the decoder
   ImageLimits limits;   ///< per image, checked before decoding
 };
 

@@ -5,6 +5,9 @@
 // (allocated once; later steps of that size allocate nothing), and a second, smaller one for
 // inference (infer(): one block's activations, reused by every block, nothing kept for a
 // backward pass). Every op runs through Backend<Dev> (ops/backend.hpp).
+// Selective activation recomputation (set_recompute, nn/recompute.hpp): the training arena
+// keeps only what the policy saves per block plus one shared set of the recomputed buffers;
+// backward() re-runs those forward parts block by block (the same results, bit for bit).
 //
 // Precision (redi/core/precision.hpp): Transformer<float|double, F, Dev> computes in one type;
 // Transformer<BF16Mixed, F, Cuda> keeps fp32 master weights (params()), fp32 gradients
@@ -34,6 +37,7 @@
 #include "redi/nn/dit_block.hpp"
 #include "redi/nn/fusion.hpp"
 #include "redi/nn/param_layout.hpp"
+#include "redi/nn/recompute.hpp"
 #include "redi/ops/backend.hpp"
 #include "redi/ops/embedding_fixed.hpp"  // the position table (host)
 
@@ -137,6 +141,21 @@ public:
   std::size_t infer_arena_bytes() const { return infer_ws_.capacity(); }
   /// Whether the last arena carve chose the device's fused flash attention.
   bool uses_flash_attention() const { return flash_; }
+
+  /// Selective activation recomputation (nn/recompute.hpp) for the training forward/backward:
+  /// which block activations forward() keeps and which backward() re-runs. Changing the policy
+  /// releases the training arena (the next forward() lays it out anew, at the policy's size)
+  /// and cancels a pending backward(). Gradients and losses do not depend on the policy.
+  void set_recompute(Recompute r) {
+    if (r == recompute_) return;
+    recompute_ = r;
+    train_ws_ = Workspace<Dev>{};
+    a_ = Acts{};
+    scratch_ = BlockScratch<T, R>{};
+    capacity_ = 0;
+    batch_ = 0;
+  }
+  Recompute recompute() const { return recompute_; }
 
   /// Training forward; saves what backward needs. x [B, Cin, H, W], t [B], y [B] -> out.
   void forward(const T* x, const time_type* t, const int* y, int B, T* out) {
@@ -251,6 +270,7 @@ private:
     T *tfreq, *t1, *t1s, *c, *yemb, *sc;
     S *tfreq_s = nullptr;  // fp32 timestep features before the bf16 cast (BF16Mixed)
     std::vector<BlockActs<T, S, R>> blocks;
+    BlockActs<T, S, R> recomputed{};  // the buffers every block recomputes (training, policy != None)
     T *modf, *lnf, *mf, *mfx = nullptr, *mfz = nullptr;
     S *meanf, *rstdf;
     T *otok_x, *otok_z = nullptr, *img_x = nullptr, *img_z = nullptr;
@@ -506,7 +526,9 @@ private:
     if constexpr (kCopy) a.tfreq_s = st(std::int64_t(B) * cfg_.freq_dim);
     a.t1 = t(BD); a.t1s = t(BD); a.c = t(BD); a.yemb = t(BD); a.sc = t(BD);
     a.blocks.resize(train ? cfg_.depth : 1);
-    for (auto& blk : a.blocks) blk.carve(w, d, flash);
+    const Recompute rc = train ? recompute_ : Recompute::None;
+    a.recomputed.carve_shared(w, d, flash, rc);
+    for (auto& blk : a.blocks) blk.carve(w, d, flash, rc, &a.recomputed);
     a.h0 = a.blocks[0].h_in;  // block 0's input
     if constexpr (kCopy) a.emb = t(ND);  // converted into h0
     else a.emb = a.h0;                   // the embedding writes straight into h0
@@ -547,6 +569,7 @@ private:
   BlockScratch<T, R> scratch_{};
   int batch_ = 0, capacity_ = 0, icapacity_ = 0;
   bool stale_ = true, flash_ = false;
+  Recompute recompute_ = Recompute::None;
 };
 
 }  // namespace redi

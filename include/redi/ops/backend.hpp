@@ -64,8 +64,10 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   Backend<Dev>::layernorm_forward(d, x, s, s, ch, i, i);
   Backend<Dev>::layernorm_backward(d, h, cx, ch, cs, cs, i, i);
   Backend<Dev>::modulate_forward(d, x, cx, cx, cx, i, i, i, i);
+  Backend<Dev>::layernorm_modulate_forward(d, x, x, s, s, ch, cx, cx, i, i, i, i);  // LN then modulate, one op
   Backend<Dev>::modulate_backward(d, x, x, x, cx, cx, cx, i, i, i, i);
   Backend<Dev>::gated_residual_forward(d, h, cx, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_forward(d, h, ch, cx, cx, i, i, i, i);  // out of place: h = h' + gate * x
   Backend<Dev>::gated_residual_backward(d, x, x, ch, cx, cx, i, i, i, i);
   Backend<Dev>::gelu_forward(d, x, cx, n);
   Backend<Dev>::gelu_backward(d, x, cx, cx, n);

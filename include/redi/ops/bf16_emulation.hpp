@@ -13,7 +13,7 @@
 // output is rounded — GEMM outputs, LayerNorm/modulation/activation outputs, attention out and
 // probs, the token layout copies, conversions, input gradients, dshift/dscale/dgate — and
 // nothing else: parameter gradients (G), statistics (mean, rstd, timestep features: S),
-// optimiser state, and the residual-type outputs (R: gated_residual_forward's x,
+// optimiser state, and the residual-type outputs (R: gated_residual_forward's x or out,
 // layernorm_backward's din, accumulate's acc), which stay fp32 as under BF16Mixed. A plain
 // `copy` is not rounded (it moves R buffers; a copy of compute-type data is already rounded).
 // With Residual::Bf16 the R outputs are rounded too: the residual stream, dh and the
@@ -145,6 +145,12 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
     Base::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
     rnd_res(din, std::int64_t(rows) * C);  // residual type
   }
+  static void layernorm_modulate_forward(const Ctx& c, float* ln, float* out, float* mean, float* rstd,
+                                         const float* in, const float* shift, const float* scale, int B, int L,
+                                         int C, int ms) {  // the two emulated ops: ln rounded before it is modulated
+    layernorm_forward(c, ln, mean, rstd, in, B * L, C);
+    modulate_forward(c, out, ln, shift, scale, B, L, C, ms);
+  }
   static void modulate_forward(const Ctx& c, float* out, const float* in, const float* shift, const float* scale,
                                int B, int L, int C, int ms) {
     Base::modulate_forward(c, out, in, shift, scale, B, L, C, ms);
@@ -161,6 +167,11 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
                                      int C, int ms) {
     Base::gated_residual_forward(c, x, y, gate, B, L, C, ms);
     rnd_res(x, std::int64_t(B) * L * C);  // residual type
+  }
+  static void gated_residual_forward(const Ctx& c, float* out, const float* x, const float* y, const float* gate,
+                                     int B, int L, int C, int ms) {
+    Base::gated_residual_forward(c, out, x, y, gate, B, L, C, ms);
+    rnd_res(out, std::int64_t(B) * L * C);  // residual type
   }
   static void gated_residual_backward(const Ctx& c, float* dy, float* dgate, const float* dx, const float* y,
                                       const float* gate, int B, int L, int C, int ms) {

@@ -83,6 +83,14 @@ struct Backend<Cpu> {
                                int C, int mod_stride) {
     ops::modulate_forward(c, out, in, shift, scale, B, L, C, mod_stride);
   }
+  /// ln = LayerNorm(in) (mean, rstd saved), out = ln * (1 + scale) + shift: the block's
+  /// LN + adaLN modulation in one op (one pass on the GPU); here the two ops, so bit for bit theirs.
+  template <CpuReal T>
+  static void layernorm_modulate_forward(const Cpu& c, T* ln, T* out, T* mean, T* rstd, const T* in,
+                                         const T* shift, const T* scale, int B, int L, int C, int mod_stride) {
+    ops::layernorm_forward(c, ln, mean, rstd, in, B * L, C);
+    ops::modulate_forward(c, out, static_cast<const T*>(ln), shift, scale, B, L, C, mod_stride);
+  }
   template <CpuReal T>
   static void modulate_backward(const Cpu& c, T* din, T* dshift, T* dscale, const T* dout, const T* in,
                                 const T* scale, int B, int L, int C, int mod_stride) {
@@ -92,6 +100,11 @@ struct Backend<Cpu> {
   static void gated_residual_forward(const Cpu& c, T* x, const T* y, const T* gate, int B, int L, int C,
                                      int mod_stride) {
     ops::gated_residual_forward(c, x, y, gate, B, L, C, mod_stride);
+  }
+  template <CpuReal T>
+  static void gated_residual_forward(const Cpu& c, T* out, const T* x, const T* y, const T* gate, int B, int L,
+                                     int C, int mod_stride) {  // out = x + gate * y
+    ops::gated_residual_forward(c, out, x, y, gate, B, L, C, mod_stride);
   }
   template <CpuReal T>
   static void gated_residual_backward(const Cpu& c, T* dy, T* dgate, const T* dx, const T* y, const T* gate,
@@ -186,7 +199,7 @@ struct Backend<Cpu> {
     ops::joint_loss_grad(c, dout, sums, out, target, s, B, nx, nz, invB);
   }
 
-  // ---- the flow sampler's per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
+  // ---- the samplers' per-element ops (ops/sampler_steps.hpp; redi::DeviceSampler)
   template <CpuReal T>
   static void fill_normal_rows(const Cpu& c, T* dst, int B, std::int64_t n, std::uint64_t seed,
                                const std::uint64_t* index, std::uint32_t purpose, std::uint32_t step) {
@@ -205,6 +218,19 @@ struct Backend<Cpu> {
   static void flow_step(const Cpu& c, T* x, const T* v, const T* noise, std::int64_t n, ops::FlowStep kind,
                         double t, double h, double norm, double sd) {
     ops::flow_step(c, x, v, noise, n, kind, t, h, norm, sd);
+  }
+  template <CpuReal T>
+  static void heun_step(const Cpu& c, T* out, const T* x, const T* v1, const T* v2, std::int64_t n, double h) {
+    ops::heun_step(c, out, x, v1, v2, n, h);
+  }
+  template <CpuReal T>
+  static void ddpm_step(const Cpu& c, T* x, const T* pred, const T* noise, const ops::DdpmStep& s) {
+    ops::ddpm_step(c, x, pred, noise, s);
+  }
+  template <CpuReal T>
+  static void impose_known(const Cpu& c, T* x, const float* known, const T* zn, int B, std::int64_t nin,
+                           std::int64_t nx, double a, double cz) {
+    ops::impose_known(c, x, known, zn, B, nin, nx, a, cz);
   }
 
   // ---- convolutional inference (the frozen SD-VAE, nn/vae.hpp; forward only)

@@ -66,10 +66,11 @@ inline void modulate_backward(const Cpu&, T* din, T* dshift, T* dscale, const T*
     }
 }
 
-/// x += gate * y.
+/// out = x + gate * y, out of place (one pass instead of a copy and an in-place pass); out may
+/// alias x (then it is the in-place op below, bit for bit).
 template <CpuReal T>
-inline void gated_residual_forward(const Cpu&, T* x, const T* y, const T* gate, int B, int L,
-                                   int C, int mod_stride) {
+inline void gated_residual_forward(const Cpu&, T* out, const T* x, const T* y, const T* gate, int B,
+                                   int L, int C, int mod_stride) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(B) * L * C;
 #pragma omp parallel for collapse(2) schedule(static) if (n > kOmpMinWork / 2)
   for (int b = 0; b < B; ++b)
@@ -77,8 +78,15 @@ inline void gated_residual_forward(const Cpu&, T* x, const T* y, const T* gate, 
       const T* g = gate + std::int64_t(b) * mod_stride;
       const std::int64_t o = (std::int64_t(b) * L + l) * C;
 #pragma omp simd
-      for (int c = 0; c < C; ++c) x[o + c] += g[c] * y[o + c];
+      for (int c = 0; c < C; ++c) out[o + c] = x[o + c] + g[c] * y[o + c];
     }
+}
+
+/// x += gate * y.
+template <CpuReal T>
+inline void gated_residual_forward(const Cpu& cpu, T* x, const T* y, const T* gate, int B, int L,
+                                   int C, int mod_stride) {
+  gated_residual_forward(cpu, x, static_cast<const T*>(x), y, gate, B, L, C, mod_stride);
 }
 
 /// dy = dx * gate (overwritten) ; dgate = sum_L dx * y (overwritten, at b*mod_stride + c).

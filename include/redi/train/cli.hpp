@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "redi/nn/recompute.hpp"
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -142,6 +144,12 @@ inline void apply_threads_flag([[maybe_unused]] const Args& a) {
 #if defined(_OPENMP)
   if (a.has("threads")) omp_set_num_threads(int(a.integer("threads", 1, 1, 4096)));
 #endif
+}
+
+/// --recompute none|attention|mlp|block (default none): the activation recomputation policy of
+/// the training passes (nn/recompute.hpp; memory only, the same results).
+inline Recompute recompute_flag(const Args& a) {
+  return parse_recompute(a.choice("recompute", "none", {"none", "attention", "mlp", "block"}));
 }
 
 }  // namespace redi::cli

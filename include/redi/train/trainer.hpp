@@ -31,6 +31,7 @@
 #include "redi/data/train_set.hpp"
 #include "redi/io/atomic_file.hpp"
 #include "redi/io/image_write.hpp"
+#include "redi/nn/recompute.hpp"
 #include "redi/redi_model.hpp"
 #include "redi/train/checkpoint.hpp"
 #include "redi/train/data_parallel.hpp"
@@ -54,6 +55,9 @@ struct TrainerConfig {
   std::uint64_t grid_seed = 1234;   ///< the same noise at every grid, so grids are comparable
   std::int64_t eval_every = 0;      ///< call the evaluation function every N steps and at the end (0: never)
   bool allow_config_change = false; ///< resume even if batch/seeds/optimiser/loss settings differ
+  /// Activation recomputation of the model's training passes (nn/recompute.hpp): memory only,
+  /// the same bits; recorded in the checkpoint's "trainer" settings, free to change on resume.
+  Recompute recompute = Recompute::None;
   /// Data-parallel ranks (nullptr: one process). `batch` stays the GLOBAL batch; each rank trains
   /// on its batch / ranks slice, only rank 0 logs and writes files (docs/distributed.md).
   dist::Communicator* comm = nullptr;
@@ -96,6 +100,7 @@ public:
     y_.resize(B);
     if constexpr (!std::is_same_v<T, float>) { xt_.resize(xf_.size()); zt_.resize(zf_.size()); }
     sample_fn_ = default_sample_fn();
+    m_.net().set_recompute(cfg_.recompute);
     if (dp_.distributed()) {  // same settings everywhere, rank 0's initial state, one console
       (void)dp_.slice(cfg_.batch);
       dist::check_same_on_all_ranks(dp_.comm(), config_json(), "the run's configuration");
@@ -256,6 +261,7 @@ public:
     JsonObject t;
     t.add("steps", cfg_.steps).add("log_every", cfg_.log_every).add("sample_every", cfg_.sample_every);
     t.add("ckpt_every", cfg_.ckpt_every).add("out_dir", cfg_.out_dir).add("max_seconds", cfg_.max_seconds);
+    t.add("recompute", recompute_name(cfg_.recompute));
     o.add("trainer", t);
     return o.str();
   }

@@ -11,8 +11,12 @@
 namespace redi {
 namespace cuda_detail {
 
+/// With mod_out: also mod_out = out * (1 + scale) + shift from the stored (rounded) out, the
+/// modulate kernel's arithmetic, per sample b = row / L at v[b * mod_stride + c].
 template <class D, class S, class Di>
-__global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, int C, float eps) {
+__global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, int C, float eps,
+                              D* mod_out = nullptr, const D* shift = nullptr, const D* scale = nullptr,
+                              int L = 1, int mod_stride = 0) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
@@ -27,7 +31,17 @@ __global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, 
     ss += d * d;
   }
   const float rs = 1.0f / sqrtf(warp_sum(ss) / float(C) + eps);
-  for (int c = lane; c < C; c += 32) y[c] = st<D>((ld(x[c]) - mu) * rs);
+  if (!mod_out) {
+    for (int c = lane; c < C; c += 32) y[c] = st<D>((ld(x[c]) - mu) * rs);
+  } else {
+    D* m = mod_out + std::int64_t(row) * C;
+    const std::int64_t v0 = std::int64_t(row / L) * mod_stride;
+    for (int c = lane; c < C; c += 32) {
+      const D yc = st<D>((ld(x[c]) - mu) * rs);
+      y[c] = yc;
+      m[c] = st<D>(ld(yc) * (1.0f + ld(scale[v0 + c])) + ld(shift[v0 + c]));
+    }
+  }
   if (lane == 0) {
     if (mean) mean[row] = st<S>(mu);
     if (rstd) rstd[row] = st<S>(rs);
@@ -109,6 +123,23 @@ void layernorm_forward(const Cuda& ctx, T* out, S* mean, S* rstd, const R* in, i
                        CudaScalar eps = 1e-6) {
   using namespace cuda_detail;
   ln_forward(ctx, dptr(out), dptr(mean), dptr(rstd), dptr(in), rows, C, eps.v, "layernorm_forward");
+}
+
+/// ln = LayerNorm(in) as layernorm_forward, and out = ln * (1 + scale) + shift as
+/// modulate_forward on the stored ln (rows B * L, per-sample vectors at v[b * mod_stride + c]) in
+/// the same pass: one read of the residual stream and no re-read of ln. Same arithmetic as the
+/// two ops in sequence.
+template <CudaReal T, CudaReal S, CudaReal R>
+void layernorm_modulate_forward(const Cuda& ctx, T* ln, T* out, S* mean, S* rstd, const R* in, const T* shift,
+                                const T* scale, int B, int L, int C, int mod_stride, CudaScalar eps = 1e-6) {
+  using namespace cuda_detail;
+  const int rows = B * L;
+  if (rows <= 0 || C <= 0) return;
+  const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  ln_fwd_kernel<<<grid, kRowsPerBlock * 32, 0, ctx.stream()>>>(dptr(ln), dptr(mean), dptr(rstd), dptr(in), rows, C,
+                                                               eps.v, dptr(out), dptr(shift), dptr(scale), L,
+                                                               mod_stride);
+  REDI_CUDA_LAUNCH_CHECK("layernorm_modulate_forward");
 }
 
 /// din (the residual type R, like the input) = dL/din from dout (T).

@@ -32,8 +32,9 @@ __global__ void modulate_fwd_kernel(D* out, const D* in, const D* shift, const D
   });
 }
 
+/// out = x + gate * y (out may alias x: each thread loads x[e0..] before storing out[e0..]).
 template <int W, class Dx, class D>
-__global__ void gated_residual_fwd_kernel(Dx* x, const D* y, const D* gate, int L, int C,
+__global__ void gated_residual_fwd_kernel(Dx* out, const Dx* x, const D* y, const D* gate, int L, int C,
                                           int mod_stride, std::int64_t n) {
   vec_loop<W>(n, [&](std::int64_t e0, auto w) {
     constexpr int V = decltype(w)::value;
@@ -47,7 +48,7 @@ __global__ void gated_residual_fwd_kernel(Dx* x, const D* y, const D* gate, int 
       const std::int64_t b = e / (std::int64_t(L) * C);
       a[k] = a[k] + ld(gate[b * mod_stride + c]) * b_[k];
     }
-    vstore<V>(x + e0, a);
+    vstore<V>(out + e0, a);
   });
 }
 
@@ -149,9 +150,24 @@ void gated_residual_forward(const Cuda& ctx, R* x, const T* y, const T* gate, in
   if (n <= 0) return;
   launch_vec(n, [&](auto w, unsigned blocks) {
     gated_residual_fwd_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(
-        dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+        dptr(x), dptr(static_cast<const R*>(x)), dptr(y), dptr(gate), L, C, mod_stride, n);
   }, dptr(x), dptr(y));
   REDI_CUDA_LAUNCH_CHECK("gated_residual_forward");
+}
+
+/// out = x + gate * y, out of place (one pass instead of a copy and the in-place op); out may
+/// alias x. out and x of the residual type R.
+template <CudaReal T, CudaReal R>
+void gated_residual_forward(const Cuda& ctx, R* out, const R* x, const T* y, const T* gate, int B,
+                            int L, int C, int mod_stride) {
+  using namespace cuda_detail;
+  const std::int64_t n = std::int64_t(B) * L * C;
+  if (n <= 0) return;
+  launch_vec(n, [&](auto w, unsigned blocks) {
+    gated_residual_fwd_kernel<decltype(w)::value><<<blocks, kThreads, 0, ctx.stream()>>>(
+        dptr(out), dptr(x), dptr(y), dptr(gate), L, C, mod_stride, n);
+  }, dptr(static_cast<const R*>(out)), dptr(x), dptr(y));
+  REDI_CUDA_LAUNCH_CHECK("gated_residual_forward (out of place)");
 }
 
 /// dy = dx * gate (overwritten) ; dgate = sum_L dx * y (overwritten, at b*mod_stride + c);

@@ -1,8 +1,10 @@
-// redi/cuda/ops/sampler_steps.cuh — the flow sampler's per-element ops on the GPU (contract and
+// redi/cuda/ops/sampler_steps.cuh — the samplers' per-element ops on the GPU (contract and
 // equations: redi/ops/sampler_steps.hpp, whose CPU loops are the reference). Every element is
 // the same REDI_HD expression as on the CPU, evaluated with correctly rounded double intrinsics
 // (no FMA), and the noise is the device Philox: states, guided predictions and steps are
-// bit-identical to the CPU ops. T = float or double (the sampler's master type).
+// bit-identical to the CPU ops, except a DDPM Ancestral step with a learned variance, whose
+// exp(lv / 2) is CUDA's double exp (<= 1 ulp) instead of glibc's. T = float or double (the
+// sampler's master type).
 #pragma once
 #include <cstdint>
 
@@ -63,6 +65,35 @@ __global__ void flow_step_kernel(T* x, const T* v, const T* noise, std::int64_t 
     x[k] = T(ops::flow_step_element(kind, double(x[k]), double(v[k]), noise ? double(noise[k]) : 0.0, t, h, norm, sd));
 }
 
+template <class T>
+__global__ void heun_step_kernel(T* out, const T* x, const T* v1, const T* v2, std::int64_t n, double h) {
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(blockDim.x) * gridDim.x)
+    out[k] = T(ops::heun_step_element(double(x[k]), double(v1[k]), v2 ? double(v2[k]) : 0.0, v2 != nullptr, h));
+}
+
+template <class T>
+__global__ void ddpm_step_kernel(T* x, const T* pred, const T* noise, ops::DdpmStep s) {
+  const std::int64_t n = std::int64_t(s.B) * s.nin;
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(blockDim.x) * gridDim.x) {
+    const std::int64_t b = k / s.nin, e = k % s.nin, p = b * s.nout + e;
+    x[k] = T(ops::ddpm_step_element(s, double(x[k]), double(pred[p]), s.learned ? double(pred[p + s.nin]) : 0.0,
+                                    s.noisy ? double(noise[k]) : 0.0));
+  }
+}
+
+template <class T>
+__global__ void impose_known_kernel(T* x, const float* known, const T* zn, int B, std::int64_t nin, std::int64_t nx,
+                                    double a, double c) {
+  const std::int64_t nz = nin - nx, total = std::int64_t(B) * nz;
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total;
+       k += std::int64_t(blockDim.x) * gridDim.x) {
+    const std::int64_t b = k / nz, e = k % nz;
+    x[b * nin + nx + e] = T(ops::known_element(double(known[k]), zn ? double(zn[k]) : 0.0, zn != nullptr, a, c));
+  }
+}
+
 }  // namespace cuda_detail
 
 namespace ops {
@@ -105,6 +136,33 @@ void flow_step(const Cuda& ctx, T* x, const T* v, const T* noise, std::int64_t n
   cuda_detail::flow_step_kernel<<<cuda_detail::grid_for(n, cuda_detail::kThreads), cuda_detail::kThreads, 0,
                                   ctx.stream()>>>(x, v, noise, n, kind, t, h, norm, sd);
   REDI_CUDA_LAUNCH_CHECK("flow_step");
+}
+
+template <class T>
+void heun_step(const Cuda& ctx, T* out, const T* x, const T* v1, const T* v2, std::int64_t n, double h) {
+  if (n <= 0) return;
+  cuda_detail::heun_step_kernel<<<cuda_detail::grid_for(n, cuda_detail::kThreads), cuda_detail::kThreads, 0,
+                                  ctx.stream()>>>(out, x, v1, v2, n, h);
+  REDI_CUDA_LAUNCH_CHECK("heun_step");
+}
+
+template <class T>
+void ddpm_step(const Cuda& ctx, T* x, const T* pred, const T* noise, const DdpmStep& s) {
+  const std::int64_t n = std::int64_t(s.B) * s.nin;
+  if (n <= 0) return;
+  cuda_detail::ddpm_step_kernel<<<cuda_detail::grid_for(n, cuda_detail::kThreads), cuda_detail::kThreads, 0,
+                                  ctx.stream()>>>(x, pred, noise, s);
+  REDI_CUDA_LAUNCH_CHECK("ddpm_step");
+}
+
+template <class T>
+void impose_known(const Cuda& ctx, T* x, const float* known, const T* zn, int B, std::int64_t nin, std::int64_t nx,
+                  double a, double c) {
+  const std::int64_t total = std::int64_t(B) * (nin - nx);
+  if (total <= 0) return;
+  cuda_detail::impose_known_kernel<<<cuda_detail::grid_for(total, cuda_detail::kThreads), cuda_detail::kThreads, 0,
+                                     ctx.stream()>>>(x, known, zn, B, nin, nx, a, c);
+  REDI_CUDA_LAUNCH_CHECK("impose_known");
 }
 
 }  // namespace ops
