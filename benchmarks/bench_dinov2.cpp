@@ -3,12 +3,19 @@
 // random weights. Args: {batch, depth} (depth 12 = the full network; smaller depths time a
 // prefix of it for quick runs). The PyTorch peer is timed by benchmarks/dinov2_vs_torch.py,
 // which runs this binary and the reference in one script with the same thread count.
+// BM_dinov2_preprocess times the host preprocessing (data::dinov2_preprocess: [-1, 1] -> ImageNet
+// mean/std -> bicubic 256 -> 224), which stays on the host when the network runs on a GPU
+// (redi_extract --device cuda): its images/s bound the GPU path's throughput from above. The
+// GPU network itself is timed by bench_cuda_ops (BM_Dinov2Forward, the device check).
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "redi/core/philox.hpp"
+#include "redi/data/features.hpp"
 #include "redi/nn/dinov2.hpp"
+#include "redi/ops/cpu_backend.hpp"
 
 static void BM_dinov2_forward(benchmark::State& state) {
   const int B = int(state.range(0));
@@ -35,5 +42,17 @@ BENCHMARK(BM_dinov2_forward)
     ->UseRealTime()
     ->MeasureProcessCPUTime()  // cpu_time: all threads (dinov2_vs_torch.py --clock cpu)
     ->MinTime(2.0);
+
+static void BM_dinov2_preprocess(benchmark::State& state) {
+  const int B = int(state.range(0)), S = 256;
+  redi::Tensor<float> x(redi::Shape{B, 3, S, S});
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = float(redi::philox::uniform(8, 0, std::uint64_t(i))) * 2 - 1;
+  for (auto _ : state) {
+    redi::Tensor<float> p = redi::data::dinov2_preprocess(x.view(), 224);
+    benchmark::DoNotOptimize(p.data());
+  }
+  state.counters["images_per_s"] = benchmark::Counter(double(B) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_dinov2_preprocess)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()->MinTime(1.0);
 
 BENCHMARK_MAIN();

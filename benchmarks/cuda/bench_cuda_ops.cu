@@ -1,16 +1,19 @@
 // benchmarks/cuda/bench_cuda_ops.cu — CUDA op throughput (Google Benchmark, CUDA-event manual
 // timing): cuBLASLt GEMM peak (bf16, fp32, TF32), the attention fallback forward+backward and
 // the cuDNN fused SDPA (flash attention) forward+backward at the SiT-XL/2 shape, fused
-// LayerNorm+modulate bandwidth and the Philox fill. Every benchmark reports an error row
-// (SkipWithError) when no CUDA device is present.
+// LayerNorm+modulate bandwidth, the Philox fill, and one network: the DINOv2-B/14-reg forward
+// (nn/dinov2.hpp, Dinov2<float, Cuda>) in images/s at 224 px, the ReDi feature encoder's input.
+// Every benchmark reports an error row (SkipWithError) when no CUDA device is present.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <string>
 
 #include "redi/core/tensor.hpp"
+#include "redi/cuda/backend.cuh"
 #include "redi/cuda/device.hpp"
 #include "redi/cuda/ops/ops.cuh"
+#include "redi/nn/dinov2.hpp"
 
 namespace {
 
@@ -145,6 +148,34 @@ void BM_PhiloxFill(benchmark::State& state) {
 }
 BENCHMARK(BM_PhiloxFill)->Arg(256 * 256 * 32)->UseManualTime()->Unit(benchmark::kMicrosecond)
     ->MinTime(0.3);
+
+// ---- DINOv2-B/14 with 4 registers (86.6M parameters) forward at 224 px: 261 tokens per image
+// (cls + 4 registers + 16x16 patches), fp32 (tf32 = 0: exact fp32 GEMMs, redi's default; 1: TF32
+// tensor cores). Timed: the network on device-resident pixels (Dinov2::forward, one chunk of B);
+// not timed: data::dinov2_preprocess and forward_host's copies, which run on the host. Weights:
+// N(0, 0.02) filled on the device (the arithmetic does not depend on the values).
+void BM_Dinov2Forward(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  const int B = int(state.range(0)), S = 224;
+  const bool tf32 = state.range(1) != 0;
+  static redi::Dinov2<float, Cuda>* net = nullptr;  // built once (never destroyed, like ctx())
+  if (!net) {
+    net = new redi::Dinov2<float, Cuda>(redi::Dinov2Config::base(), ctx());
+    redi::ops::fill_normal(ctx(), net->params().data(), std::size_t(net->num_params()), 5, 0);
+    redi::ops::scale_inplace(ctx(), net->params().data(), net->num_params(), 0.02f);
+    net->params_changed();
+  }
+  net->set_chunk_batch(B);
+  auto x = randn_dev<float>(std::int64_t(B) * 3 * S * S, 6);
+  Tensor<float, Cuda> out(Shape{std::int64_t(B) * 256 * 768});
+  ctx().set_tf32(tf32);
+  timed_loop(state, [&] { net->forward(x.data(), B, S, S, out.data()); });
+  ctx().set_tf32(false);
+  state.counters["images/s"] = benchmark::Counter(double(B), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("arena " + std::to_string(net->arena_bytes() >> 20) + " MiB");
+}
+BENCHMARK(BM_Dinov2Forward)->ArgNames({"B", "tf32"})->Args({64, 0})->Args({64, 1})->UseManualTime()
+    ->Unit(benchmark::kMillisecond)->MinTime(0.5);
 
 }  // namespace
 

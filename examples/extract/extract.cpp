@@ -25,6 +25,7 @@
 #if defined(REDI_EXTRACT_HAVE_CUDA)
 namespace redi_extract {
 MomentsFn make_cuda_vae(const redi::VaeConfig& cfg, const std::string& path);  // vae_cuda.cu
+redi::Dinov2Encoder make_cuda_dinov2(const std::string& path, int heads);       // dinov2_cuda.cu
 }
 #endif
 
@@ -56,7 +57,7 @@ Options:
   --size N (256)         crop size (DINOv2 sees 224 * size / 256)
   --shard-size N (10000) images per shard   --batch N (32)   --limit N (first N images only)
   --dtype f32|f16|bf16 (f32)  storage of latents and z (the reader converts to float)
-  --device cpu|cuda (cpu; cuda runs the VAE on GPU 0, DINOv2 stays on the CPU)   --threads N
+  --device cpu|cuda (cpu; cuda runs the VAE and DINOv2 on GPU 0)   --threads N
   --vae-channels 128,256,512,512 --vae-layers 2 --vae-groups 32   (sd-vae-ft-ema; for small test nets)
   --dinov2-heads N       (default: the file's metadata, else width / 64)
 Resumable: OUT/extract.txt records the options and the listing; a rerun with the same ones skips
@@ -199,9 +200,15 @@ int main(int argc, char** argv) {
     }
 
     // ---- networks
-    redi::Dinov2Encoder dino(redi::load_dinov2<float>(a.str("dinov2"), int(a.integer("dinov2-heads", 0, 0, 4096))));
-    std::cout << "[extract] DINOv2 " << dino.net().config().str() << " (" << dino.net().num_params()
-              << " parameters)\n";
+    const int dino_heads = int(a.integer("dinov2-heads", 0, 0, 4096));
+#if defined(REDI_EXTRACT_HAVE_CUDA)
+    redi::Dinov2Encoder dino = device == "cuda" ? make_cuda_dinov2(a.str("dinov2"), dino_heads)
+                                                : redi::Dinov2Encoder(redi::load_dinov2<float>(a.str("dinov2"), dino_heads));
+#else
+    redi::Dinov2Encoder dino(redi::load_dinov2<float>(a.str("dinov2"), dino_heads));
+#endif
+    std::cout << "[extract] DINOv2 " << dino.config().str() << " (" << dino.num_params() << " parameters) on "
+              << (dino.on_host() ? "cpu" : "cuda") << "\n";
     MomentsFn moments_fn;
     std::unique_ptr<redi::Vae<float>> vae_cpu;
     if (device == "cpu") {

@@ -1,6 +1,6 @@
 // examples/extract/vae_cuda.cu — redi_extract --device cuda: the SD-VAE encoder as Vae<float, Cuda>
 // on GPU 0, behind the host-memory MomentsFn of extract_pipeline.hpp (images are copied to the
-// device, moments back). Built only with CUDA. DINOv2 stays on the CPU (nn/dinov2.hpp is CPU-only).
+// device, moments back). Built only with CUDA. DINOv2 on the GPU: dinov2_cuda.cu.
 #include <memory>
 #include <string>
 

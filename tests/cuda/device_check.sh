@@ -449,7 +449,7 @@ for b in json.load(open(sys.argv[1])).get("benchmarks", []):
     if b.get("error_occurred"):
         print(("ops " + name + ": ERROR " + b.get("error_message", ""))[:160])
         continue
-    rate = " ".join(k + "=%.4g" % b[k] for k in ("TFLOP/s", "GB/s", "Gsamples/s") if k in b)
+    rate = " ".join(k + "=%.4g" % b[k] for k in ("TFLOP/s", "GB/s", "Gsamples/s", "images/s") if k in b)
     label = " [" + b["label"] + "]" if b.get("label") else ""
     t = "%.4g %s" % (b.get("real_time", 0), b.get("time_unit", ""))
     print(("ops %s: %s %s%s" % (name, t, rate, label))[:200])' \

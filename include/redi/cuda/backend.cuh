@@ -113,6 +113,15 @@ struct Backend<Cuda> {
     ops::gelu_backward(c, din, dout, in, n);
   }
   template <class T>
+  static void gelu_erf_forward(const Cuda& c, T* out, const T* in, std::int64_t n) {
+    ops::gelu_erf_forward(c, out, in, n);
+  }
+  template <class T>
+  static void layernorm_affine_forward(const Cuda& c, T* out, const T* in, const T* gamma, const T* beta, int rows,
+                                       int C, CudaScalar eps) {
+    ops::layernorm_affine_forward(c, out, in, gamma, beta, rows, C, eps);
+  }
+  template <class T>
   static void silu_forward(const Cuda& c, T* out, const T* in, std::int64_t n) { ops::silu_forward(c, out, in, n); }
   template <class T>
   static void silu_backward(const Cuda& c, T* din, const T* dout, const T* in, std::int64_t n) {
@@ -267,5 +276,6 @@ struct Backend<Cuda> {
 
 static_assert(OpsBackend<Cuda, float> && OpsBackend<Cuda, bf16, float, float, float>);
 static_assert(ConvOpsBackend<Cuda, float> && ConvOpsBackend<Cuda, bf16>);
+static_assert(VitInferenceBackend<Cuda, float> && VitInferenceBackend<Cuda, bf16>);
 
 }  // namespace redi

@@ -24,8 +24,24 @@
 //   out    = LayerNorm(h)[:, 1+R:, :]                          [B, P, D] (x_norm_patchtokens)
 //
 // mask_token is a parameter of the checkpoint (iBOT masking in pre-training) and is loaded but
-// never used. Memory: one flat parameter buffer (ParamLayout) and an inference arena (Workspace)
-// for one chunk of images, reused by every block; encode() runs any batch in chunks.
+// never used.
+//
+// Devices: Dinov2<T, Dev> runs on any Backend<Dev> with the VitInferenceBackend ops
+// (ops/backend.hpp): Dinov2<float> / Dinov2<double> on the CPU (include redi/ops/cpu_backend.hpp),
+// Dinov2<float, Cuda>(cfg, ctx) on a GPU (include redi/cuda/backend.cuh in a .cu file; fp32,
+// GEMMs without TF32 unless the context enables it). Both run the same op sequence below; the CPU
+// results are those of the CPU-only implementation this replaced, bit for bit. forward() takes Dev
+// pointers; forward_host() takes host pointers on any device (staging copies on a GPU). Two steps
+// stay on the host: the bicubic-antialiased resize of the position table (once per grid: a
+// [G*G, D] table, cached on Dev) and the input preprocessing (data::dinov2_preprocess, in the
+// caller), whose images are decoded and cropped on the host anyway.
+//
+// Memory (inference only, no backward buffers): one flat parameter buffer (ParamLayout) on Dev and
+// an activation arena (Workspace<Dev>) for one chunk of images, carved once per chunk shape and
+// reused by every block: patches, embeddings, the residual stream h, one LayerNorm/projection
+// buffer, qkv, the attention probabilities [B, heads, L, L], the attention output and the MLP
+// hidden [B*L, mlp]. forward() runs any batch in chunks of chunk_batch() images (16 on the CPU,
+// 64 on a device; ~0.8 GB of arena at 224 px for 64 images).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -36,13 +52,15 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
 #include "redi/core/tensor.hpp"
 #include "redi/core/workspace.hpp"
 #include "redi/nn/param_layout.hpp"
-#include "redi/ops/cpu_backend.hpp"
+#include "redi/ops/backend.hpp"
 #include "redi/ops/resize_aa.hpp"
 
 namespace redi {
@@ -120,12 +138,18 @@ inline ParamLayout dinov2_param_layout(const Dinov2Config& cfg) {
 template <class Net>
 struct WeightsFile;
 
-template <CpuReal T>
+template <class T, class Dev = Cpu>
 class Dinov2 {
+  using Ops = Backend<Dev>;
+
 public:
   using value_type = T;
+  using device_type = Dev;
 
-  explicit Dinov2(const Dinov2Config& cfg) : cfg_(cfg), layout_(dinov2_param_layout(cfg)) {
+  explicit Dinov2(const Dinov2Config& cfg, Dev ctx = Dev{})
+      : cfg_(cfg), layout_(dinov2_param_layout(cfg)), ctx_(std::move(ctx)) {
+    static_assert(VitInferenceBackend<Dev, T>, "Dinov2<T, Dev>: Backend<Dev> lacks the ViT inference ops (include "
+                                               "redi/ops/cpu_backend.hpp, or redi/cuda/backend.cuh in a .cu file)");
     auto at = [&](const std::string& name) { return layout_.find(name)->offset; };
     cls_ = at("embeddings.cls_token");
     if (cfg_.registers > 0) reg_ = at("embeddings.register_tokens");
@@ -153,29 +177,40 @@ public:
     }
     lnf_w_ = at("layernorm.weight");
     lnf_b_ = at("layernorm.bias");
-    params_ = Tensor<T>(Shape{layout_.total});
+    params_ = Tensor<T, Dev>(Shape{layout_.total});
   }
 
   // ---- configuration and parameters
   const Dinov2Config& config() const { return cfg_; }
+  const Dev& context() const { return ctx_; }
   const std::vector<ParamEntry>& entries() const { return layout_.entries; }
   const ParamEntry* find(const std::string& name) const { return layout_.find(name); }
-  Tensor<T>& params() { return params_; }
-  const Tensor<T>& params() const { return params_; }
+  /// The flat parameter buffer on Dev (entries() give names, shapes, offsets).
+  Tensor<T, Dev>& params() { return params_; }
+  const Tensor<T, Dev>& params() const { return params_; }
   std::int64_t num_params() const { return layout_.total; }
   std::size_t arena_allocations() const { return ws_.allocations(); }
+  /// Bytes of the activation arena after the calls so far.
+  std::size_t arena_bytes() const { return ws_.capacity(); }
+  /// Copies a host buffer of num_params() values into the parameters.
+  void set_params(const T* host) {
+    Dev::copy_from_host(params_.data(), host, std::size_t(layout_.total) * sizeof(T));
+    params_changed();
+  }
+  std::vector<T> params_to_host() const { return params_.to_host(); }
   /// Call after writing params() directly (the resized position table is cached per grid).
   void params_changed() { pos_cache_grid_ = {0, 0}; }
 
   /// Random weights for tests and benchmarks: every tensor N(0, std) (Philox, keyed by seed),
   /// then LayerNorm weights and LayerScales += 1 so the network is well conditioned.
   void randomize(std::uint64_t seed, double std = 0.02) {
-    layout_.randomize(params_.data(), seed, std);
+    std::vector<T> h(std::size_t(layout_.total));
+    layout_.randomize(h.data(), seed, std);
     for (const auto& e : layout_.entries)
       if (e.name.ends_with("norm1.weight") || e.name.ends_with("norm2.weight") || e.name == "layernorm.weight" ||
           e.name.ends_with(".lambda1"))
-        for (std::int64_t i = 0; i < e.numel(); ++i) params_.data()[e.offset + i] += T(1);
-    params_changed();
+        for (std::int64_t i = 0; i < e.numel(); ++i) h[std::size_t(e.offset + i)] += T(1);
+    set_params(h.data());
   }
 
   // ---- files (redi/weights/dinov2.hpp; the template parameter defers the lookup so that nn/
@@ -196,16 +231,32 @@ public:
   std::array<int, 2> grid(int h, int w) const { return {h / cfg_.patch, w / cfg_.patch}; }
 
   /// Normalised pixels [B, C, H, W] -> patch tokens out [B, gh*gw, D] (the final LayerNorm's
-  /// patch rows). Runs in chunks of chunk_batch() images.
+  /// patch rows), both in Dev memory. Runs in chunks of chunk_batch() images.
   void forward(const T* pixels, int B, int H, int W, T* out) {
-    REDI_CHECK(B > 0 && H > 0 && W > 0 && H % cfg_.patch == 0 && W % cfg_.patch == 0, "Dinov2::forward: input ",
-               B, "x", cfg_.channels, "x", H, "x", W, " (H and W must be positive multiples of the patch ",
-               cfg_.patch, ")");
+    check_input(B, H, W);
     const auto g = grid(H, W);
     const std::int64_t img = std::int64_t(cfg_.channels) * H * W, tok = std::int64_t(g[0]) * g[1] * cfg_.width;
     for (int b0 = 0; b0 < B; b0 += chunk_) {
       const int n = std::min(chunk_, B - b0);
       forward_chunk(pixels + b0 * img, n, H, W, out + b0 * tok);
+    }
+  }
+
+  /// forward() on host memory: on the CPU the same call, on a device through staging buffers
+  /// (pixels copied in, tokens copied back; grown on demand).
+  void forward_host(const T* pixels, int B, int H, int W, T* out) {
+    if constexpr (Dev::is_host) {
+      forward(pixels, B, H, W, out);
+    } else {
+      check_input(B, H, W);
+      const auto g = grid(H, W);
+      const std::int64_t nin = std::int64_t(B) * cfg_.channels * H * W;
+      const std::int64_t nout = std::int64_t(B) * g[0] * g[1] * cfg_.width;
+      if (!stage_in_.data() || nin > stage_in_.numel()) stage_in_ = Tensor<T, Dev>(Shape{nin});
+      if (!stage_out_.data() || nout > stage_out_.numel()) stage_out_ = Tensor<T, Dev>(Shape{nout});
+      Dev::copy_from_host(stage_in_.data(), pixels, std::size_t(nin) * sizeof(T));
+      forward(stage_in_.data(), B, H, W, stage_out_.data());
+      Dev::copy_to_host(out, stage_out_.data(), std::size_t(nout) * sizeof(T));
     }
   }
 
@@ -215,11 +266,18 @@ public:
     chunk_ = b;
   }
 
-  /// The position rows added to the patch tokens for a gh x gw grid, [gh*gw, D] (cached).
+  /// The position rows added to the patch tokens for a gh x gw grid, [gh*gw, D], on the host
+  /// (cached; a device keeps a copy too).
   const std::vector<T>& patch_positions(int gh, int gw) {
     if (pos_cache_grid_ == std::array<int, 2>{gh, gw}) return pos_cache_;
-    const int G = cfg_.pos_grid, D = cfg_.width;
-    const T* table = params_.data() + pos_ + D;  // [G*G, D], row 0 (cls) skipped
+    const int G = cfg_.pos_grid, D = cfg_.width, R = cfg_.registers;
+    // the table [1 + G*G, D] (row 0: cls), cls_token and register_tokens, read on the host
+    const std::size_t nd = std::size_t(D);
+    std::vector<T> head((std::size_t(G) * G + 1) * nd), cls(nd), reg(std::size_t(R) * nd);
+    Dev::copy_to_host(head.data(), params_.data() + pos_, head.size() * sizeof(T));
+    Dev::copy_to_host(cls.data(), params_.data() + cls_, cls.size() * sizeof(T));
+    if (R > 0) Dev::copy_to_host(reg.data(), params_.data() + reg_, reg.size() * sizeof(T));
+    const T* table = head.data() + D;  // [G*G, D], row 0 (cls) skipped
     std::vector<T> planes(std::size_t(D) * G * G), res(std::size_t(D) * gh * gw);
     for (int t = 0; t < G * G; ++t)
       for (int c = 0; c < D; ++c) planes[std::size_t(c) * G * G + std::size_t(t)] = table[std::size_t(t) * D + c];
@@ -229,6 +287,14 @@ public:
     pos_cache_.assign(std::size_t(gh) * gw * D, T(0));
     for (int t = 0; t < gh * gw; ++t)
       for (int c = 0; c < D; ++c) pos_cache_[std::size_t(t) * D + c] = res[std::size_t(c) * gh * gw + std::size_t(t)];
+    // the rows before the patches: [cls + pos[0] ; register_tokens] (the same for every image)
+    std::vector<T> prefix(std::size_t(1 + R) * D);
+    for (int c = 0; c < D; ++c) prefix[std::size_t(c)] = cls[std::size_t(c)] + head[std::size_t(c)];
+    std::copy(reg.begin(), reg.end(), prefix.begin() + D);
+    pos_dev_ = Tensor<T, Dev>(Shape{std::int64_t(pos_cache_.size())});
+    prefix_dev_ = Tensor<T, Dev>(Shape{std::int64_t(prefix.size())});
+    Dev::copy_from_host(pos_dev_.data(), pos_cache_.data(), pos_cache_.size() * sizeof(T));
+    Dev::copy_from_host(prefix_dev_.data(), prefix.data(), prefix.size() * sizeof(T));
     pos_cache_grid_ = {gh, gw};
     return pos_cache_;
   }
@@ -241,6 +307,12 @@ private:
     T *tok, *emb, *h, *ln, *qkv, *probs, *ao, *f1;
   };
 
+  void check_input(int B, int H, int W) const {
+    REDI_CHECK(B > 0 && H > 0 && W > 0 && H % cfg_.patch == 0 && W % cfg_.patch == 0, "Dinov2::forward: input ",
+               B, "x", cfg_.channels, "x", H, "x", W, " (H and W must be positive multiples of the patch ",
+               cfg_.patch, ")");
+  }
+
   /// Lays the arena out for B images of P patches (one allocation, only when either grows).
   void ensure(int B, int P) {
     if (B <= capacity_batch_ && P <= capacity_patches_) return;
@@ -248,8 +320,8 @@ private:
     P = std::max(P, capacity_patches_);
     const int D = cfg_.width, L = 1 + cfg_.registers + P, p = cfg_.patch;
     const std::int64_t N = std::int64_t(B) * L, NP = std::int64_t(B) * P;
-    ws_.carve([&](Workspace<Cpu>& w) {
-      auto t = [&](std::int64_t n) { return w.take<T>(n); };
+    ws_.carve([&](Workspace<Dev>& w) {
+      auto t = [&](std::int64_t n) { return w.template take<T>(n); };
       Acts a;
       a.tok = t(NP * cfg_.channels * p * p);
       a.emb = t(NP * D);
@@ -269,53 +341,49 @@ private:
     const int D = cfg_.width, p = cfg_.patch, C = cfg_.channels, R = cfg_.registers;
     const auto g = grid(H, W);
     const int P = g[0] * g[1], L = 1 + R + P, Dm = cfg_.mlp_dim, heads = cfg_.heads;
-    const std::int64_t N = std::int64_t(B) * L;
+    const std::int64_t N = std::int64_t(B) * L, PD = std::int64_t(P) * D, LD = std::int64_t(L) * D;
     const T eps = T(cfg_.ln_eps);
-    const std::vector<T>& posp = patch_positions(g[0], g[1]);
+    patch_positions(g[0], g[1]);
     ensure(B, P);
     const T* Pm = params_.data();
-    // embeddings
-    Ops::patchify_forward(cpu, a_.tok, x, B, C, H, W, p);
-    Ops::linear_forward(cpu, a_.emb, a_.tok, Pm + pe_w_, Pm + pe_b_, B * P, C * p * p, D);
-    for (int b = 0; b < B; ++b) {
-      T* hb = a_.h + std::int64_t(b) * L * D;
-      for (int c = 0; c < D; ++c) hb[c] = Pm[cls_ + c] + Pm[pos_ + c];
-      if (R > 0) std::copy(Pm + reg_, Pm + reg_ + std::int64_t(R) * D, hb + D);
-      const T* e = a_.emb + std::int64_t(b) * P * D;
-      T* hp = hb + std::int64_t(1 + R) * D;
-      for (std::int64_t i = 0; i < std::int64_t(P) * D; ++i) hp[i] = e[i] + posp[std::size_t(i)];
-    }
+    // embeddings: e = Conv_p(x) as patchify + linear; e += pos_patch; h = [cls + pos[0]; registers; e]
+    Ops::patchify_forward(ctx_, a_.tok, x, B, C, H, W, p);
+    Ops::linear_forward(ctx_, a_.emb, a_.tok, Pm + pe_w_, Pm + pe_b_, B * P, C * p * p, D);
+    Ops::add_broadcast(ctx_, a_.emb, pos_dev_.data(), B, PD);
+    for (int b = 0; b < B; ++b) Ops::copy(ctx_, a_.h + b * LD, prefix_dev_.data(), std::int64_t(1 + R) * D);
+    Ops::copy_strided(ctx_, a_.h + std::int64_t(1 + R) * D, LD, a_.emb, PD, B, PD);
     // blocks
     for (const Offs& o : blocks_) {
-      Ops::layernorm_affine_forward(cpu, a_.ln, a_.h, Pm + o.ln1_w, Pm + o.ln1_b, int(N), D, eps);
-      Ops::linear_forward(cpu, a_.qkv, a_.ln, Pm + o.qkv_w, Pm + o.qkv_b, int(N), D, 3 * D);
-      Ops::attention_forward(cpu, a_.ao, a_.probs, a_.qkv, B, L, heads, D / heads);
-      Ops::linear_forward(cpu, a_.ln, a_.ao, Pm + o.proj_w, Pm + o.proj_b, int(N), D, D);
-      Ops::gated_residual_forward(cpu, a_.h, a_.ln, Pm + o.ls1, 1, int(N), D, 0);
-      Ops::layernorm_affine_forward(cpu, a_.ln, a_.h, Pm + o.ln2_w, Pm + o.ln2_b, int(N), D, eps);
-      Ops::linear_forward(cpu, a_.f1, a_.ln, Pm + o.fc1_w, Pm + o.fc1_b, int(N), D, Dm);
-      Ops::gelu_erf_forward(cpu, a_.f1, a_.f1, N * Dm);
-      Ops::linear_forward(cpu, a_.ln, a_.f1, Pm + o.fc2_w, Pm + o.fc2_b, int(N), Dm, D);
-      Ops::gated_residual_forward(cpu, a_.h, a_.ln, Pm + o.ls2, 1, int(N), D, 0);
+      Ops::layernorm_affine_forward(ctx_, a_.ln, a_.h, Pm + o.ln1_w, Pm + o.ln1_b, int(N), D, eps);
+      Ops::linear_forward(ctx_, a_.qkv, a_.ln, Pm + o.qkv_w, Pm + o.qkv_b, int(N), D, 3 * D);
+      Ops::attention_forward(ctx_, a_.ao, a_.probs, a_.qkv, B, L, heads, D / heads);
+      Ops::linear_forward(ctx_, a_.ln, a_.ao, Pm + o.proj_w, Pm + o.proj_b, int(N), D, D);
+      Ops::gated_residual_forward(ctx_, a_.h, a_.ln, Pm + o.ls1, 1, int(N), D, 0);
+      Ops::layernorm_affine_forward(ctx_, a_.ln, a_.h, Pm + o.ln2_w, Pm + o.ln2_b, int(N), D, eps);
+      Ops::linear_forward(ctx_, a_.f1, a_.ln, Pm + o.fc1_w, Pm + o.fc1_b, int(N), D, Dm);
+      Ops::gelu_erf_forward(ctx_, a_.f1, a_.f1, N * Dm);
+      Ops::linear_forward(ctx_, a_.ln, a_.f1, Pm + o.fc2_w, Pm + o.fc2_b, int(N), Dm, D);
+      Ops::gated_residual_forward(ctx_, a_.h, a_.ln, Pm + o.ls2, 1, int(N), D, 0);
     }
     // final LayerNorm on the patch rows only (a per-token op)
     for (int b = 0; b < B; ++b)
-      Ops::layernorm_affine_forward(cpu, out + std::int64_t(b) * P * D, a_.h + (std::int64_t(b) * L + 1 + R) * D,
-                                    Pm + lnf_w_, Pm + lnf_b_, P, D, eps);
+      Ops::layernorm_affine_forward(ctx_, out + b * PD, a_.h + b * LD + std::int64_t(1 + R) * D, Pm + lnf_w_,
+                                    Pm + lnf_b_, P, D, eps);
   }
-
-  using Ops = Backend<Cpu>;
 
   Dinov2Config cfg_;
   ParamLayout layout_;
+  Dev ctx_;
   std::vector<Offs> blocks_;
   std::int64_t cls_ = 0, reg_ = 0, pos_ = 0, pe_w_ = 0, pe_b_ = 0, lnf_w_ = 0, lnf_b_ = 0;
-  Tensor<T> params_;
-  Workspace<Cpu> ws_;
+  Tensor<T, Dev> params_;
+  Workspace<Dev> ws_;
   Acts a_{};
-  int capacity_patches_ = 0, capacity_batch_ = 0, chunk_ = 16;
+  int capacity_patches_ = 0, capacity_batch_ = 0, chunk_ = Dev::is_host ? 16 : 64;
   std::vector<T> pos_cache_;
   std::array<int, 2> pos_cache_grid_{0, 0};
+  Tensor<T, Dev> pos_dev_, prefix_dev_;    // pos_cache_ and [cls + pos[0]; registers] on Dev
+  Tensor<T, Dev> stage_in_, stage_out_;    // forward_host's staging (non-host devices)
 };
 
 }  // namespace redi

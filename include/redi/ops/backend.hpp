@@ -111,4 +111,20 @@ concept ConvOpsBackend = requires(const Dev& d, T* x, const T* cx, int i, std::i
   Backend<Dev>::pad2d_forward(d, x, cx, i, i, i, i, i, i, i, i);
 };
 
+/// The forward-only ops of a ViT feature encoder (DINOv2, nn/dinov2.hpp) for element type T on
+/// top of linear_forward, attention_forward and gated_residual_forward: the affine LayerNorm,
+/// the exact (erf) GELU, broadcast add and the row copies that assemble the token sequence.
+template <class Dev, class T>
+concept VitInferenceBackend = requires(const Dev& d, T* x, const T* cx, int i, std::int64_t n) {
+  Backend<Dev>::copy(d, x, cx, n);
+  Backend<Dev>::copy_strided(d, x, n, cx, n, n, n);
+  Backend<Dev>::add_broadcast(d, x, cx, n, n);
+  Backend<Dev>::patchify_forward(d, x, cx, i, i, i, i, i);
+  Backend<Dev>::linear_forward(d, x, cx, cx, cx, i, i, i);
+  Backend<Dev>::attention_forward(d, x, x, cx, i, i, i, i);
+  Backend<Dev>::gated_residual_forward(d, x, cx, cx, i, i, i, i);
+  Backend<Dev>::gelu_erf_forward(d, x, cx, n);
+  Backend<Dev>::layernorm_affine_forward(d, x, cx, cx, cx, i, i, T(1e-6));
+};
+
 }  // namespace redi

@@ -270,5 +270,6 @@ struct Backend<Cpu> {
 
 static_assert(OpsBackend<Cpu, float> && OpsBackend<Cpu, double>);
 static_assert(ConvOpsBackend<Cpu, float> && ConvOpsBackend<Cpu, double>);
+static_assert(VitInferenceBackend<Cpu, float> && VitInferenceBackend<Cpu, double>);
 
 }  // namespace redi

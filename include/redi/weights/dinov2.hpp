@@ -12,12 +12,14 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "redi/io/safetensors.hpp"
 #include "redi/io/state_dict.hpp"
 #include "redi/io/torch_pickle.hpp"
 #include "redi/nn/dinov2.hpp"
+#include "redi/ops/cpu_backend.hpp"  // Dinov2<T> on the CPU, as before the network took a device
 
 namespace redi {
 
@@ -75,37 +77,59 @@ inline Dinov2Config dinov2_config_from_file(const std::filesystem::path& path, i
   return detail::dinov2_config_from(f, heads);
 }
 
-template <CpuReal T>
-struct WeightsFile<Dinov2<T>> {
-  using Net = Dinov2<T>;
+template <CpuReal T, class Dev>
+struct WeightsFile<Dinov2<T, Dev>> {
+  using Net = Dinov2<T, Dev>;
 
-  static std::vector<io::ParamRef<T>> refs(Net& net) {
+  /// The named tensors of a flat host buffer laid out as net's parameters.
+  static std::vector<io::ParamRef<T>> refs(const Net& net, T* base) {
     std::vector<io::ParamRef<T>> r;
-    for (const auto& e : net.entries()) r.push_back({e.name, e.shape, net.params().data() + e.offset});
+    for (const auto& e : net.entries()) r.push_back({e.name, e.shape, base + e.offset});
     return r;
   }
+  /// The parameters themselves (host networks only).
+  static std::vector<io::ParamRef<T>> refs(Net& net)
+    requires(Dev::is_host)
+  {
+    return refs(net, net.params().data());
+  }
 
+  /// On the host straight into the parameters; on a device into a host buffer, then one upload.
   static void load_weights(Net& net, const std::filesystem::path& path) {
+    std::vector<T> staging;
+    T* base = nullptr;
+    if constexpr (Dev::is_host) {
+      base = net.params().data();
+    } else {
+      staging.assign(std::size_t(net.num_params()), T(0));
+      base = staging.data();
+    }
     if (io::is_zip_file(path)) {
       const auto src = io::TorchCheckpoint::open(path);
-      io::load_state<T>(src, refs(net), {.strict = true, .prefix = detail::dinov2_prefix(src)});
+      io::load_state<T>(src, refs(net, base), {.strict = true, .prefix = detail::dinov2_prefix(src)});
     } else {
       const auto src = io::SafeTensorsFile::open(path);
-      io::load_state<T>(src, refs(net), {.strict = true, .prefix = detail::dinov2_prefix(src)});
+      io::load_state<T>(src, refs(net, base), {.strict = true, .prefix = detail::dinov2_prefix(src)});
     }
-    net.params_changed();
+    if constexpr (Dev::is_host)
+      net.params_changed();
+    else
+      net.set_params(staging.data());
   }
 
   /// Saves under the transformers names (safetensors), "num_attention_heads" in the metadata.
   static void save(Net& net, const std::filesystem::path& path, DType store_as = dtype_of<T>::value) {
-    io::save_state<T>(path, refs(net), store_as, {{"num_attention_heads", std::to_string(net.config().heads)}});
+    std::vector<T> host = net.params_to_host();
+    io::save_state<T>(path, refs(net, host.data()), store_as,
+                      {{"num_attention_heads", std::to_string(net.config().heads)}});
   }
 };
 
-/// A DINOv2 built from the checkpoint's shapes, with its weights.
-template <CpuReal T = float>
-Dinov2<T> load_dinov2(const std::filesystem::path& path, int heads = 0) {
-  Dinov2<T> net(dinov2_config_from_file(path, heads));
+/// A DINOv2 built from the checkpoint's shapes, with its weights, on Dev (ctx: e.g.
+/// Cuda::create(0); a GPU network needs redi/cuda/backend.cuh, i.e. a .cu file).
+template <CpuReal T = float, class Dev = Cpu>
+Dinov2<T, Dev> load_dinov2(const std::filesystem::path& path, int heads = 0, Dev ctx = Dev{}) {
+  Dinov2<T, Dev> net(dinov2_config_from_file(path, heads), std::move(ctx));
   net.load_weights(path);
   return net;
 }

@@ -1,6 +1,7 @@
 // redi/cuda/ops/activation.cuh — GELU (tanh approximation) and SiLU, forward and backward,
 // computed in fp32 (tanhf/expf, no fast-math), with 16-byte vector accesses and a scalar tail
-// where the pointers are aligned (vec.cuh). Mirrors redi/ops/activation.hpp.
+// where the pointers are aligned (vec.cuh); the exact (erf) GELU forward (DINOv2's MLP, erfcf).
+// Mirrors redi/ops/activation.hpp.
 #pragma once
 #include "redi/cuda/ops/common.cuh"
 #include "redi/cuda/ops/vec.cuh"
@@ -26,6 +27,9 @@ __device__ __forceinline__ float silu_grad_f(float x) {
   const float s = 1.0f / (1.0f + expf(-x));
   return s * (1.0f + x * (1.0f - s));
 }
+
+/// x Phi(x) = 0.5 x erfc(-x / sqrt 2) (CUDA's erfcf: max 4 ulp, no cancellation for x < 0).
+__device__ __forceinline__ float gelu_erf_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
 
 /// out = f(in), W-wide (vec.cuh).
 template <int W, class Fn, class D>
@@ -55,6 +59,9 @@ __global__ void act_bwd_kernel(D* din, const D* dout, const D* in, std::int64_t 
 struct GeluFn {
   __device__ static float f(float x) { return gelu_f(x); }
   __device__ static float grad(float x) { return gelu_grad_f(x); }
+};
+struct GeluErfFn {  // forward only (act_fwd_kernel uses f alone)
+  __device__ static float f(float x) { return gelu_erf_f(x); }
 };
 struct SiluFn {
   __device__ static float f(float x) { return silu_f(x); }
@@ -91,6 +98,12 @@ template <CudaReal T>
 void gelu_backward(const Cuda& ctx, T* din, const T* dout, const T* in, std::int64_t n) {
   cuda_detail::act_backward<cuda_detail::GeluFn>(ctx, cuda_detail::dptr(din), cuda_detail::dptr(dout),
                                                  cuda_detail::dptr(in), n, "gelu_backward");
+}
+/// Exact GELU (nn.GELU(approximate='none')), forward only; out may alias in.
+template <CudaReal T>
+void gelu_erf_forward(const Cuda& ctx, T* out, const T* in, std::int64_t n) {
+  cuda_detail::act_forward<cuda_detail::GeluErfFn>(ctx, cuda_detail::dptr(out), cuda_detail::dptr(in), n,
+                                                   "gelu_erf_forward");
 }
 template <CudaReal T>
 void silu_forward(const Cuda& ctx, T* out, const T* in, std::int64_t n) {

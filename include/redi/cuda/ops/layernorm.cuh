@@ -2,7 +2,8 @@
 // eps inside the sqrt, two-pass mean/variance in fp32) and its backward. One warp per row.
 // Statistics (mean, rstd) may be fp32 while the data is bf16 (S != T), and the input may be of
 // the residual type R (fp32 residual stream under BF16Mixed: LayerNorm reads R and writes T; its
-// backward writes R). Mirrors redi/ops/layernorm.hpp.
+// backward writes R). Mirrors redi/ops/layernorm.hpp; also the affine forward (nn.LayerNorm with
+// weight and bias, DINOv2's norms, inference only).
 #pragma once
 #include "redi/cuda/ops/common.cuh"
 #include "redi/cuda/ops/softmax.cuh"  // kRowsPerBlock
@@ -71,6 +72,27 @@ __global__ void ln_bwd_kernel(Do* din, const D* dout, const Di* in, const S* mea
   }
 }
 
+/// y = (x - mean) * rstd * gamma + beta, one warp per row, the same two-pass fp32 statistics as
+/// ln_fwd_kernel. out may alias in (each lane rewrites only the elements it read).
+template <class D>
+__global__ void ln_affine_fwd_kernel(D* out, const D* in, const D* gamma, const D* beta, int rows, int C, float eps) {
+  const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const D* x = in + std::int64_t(row) * C;
+  D* y = out + std::int64_t(row) * C;
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32) s += ld(x[c]);
+  const float mu = warp_sum(s) / float(C);
+  float ss = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = ld(x[c]) - mu;
+    ss += d * d;
+  }
+  const float rs = 1.0f / sqrtf(warp_sum(ss) / float(C) + eps);
+  for (int c = lane; c < C; c += 32) y[c] = st<D>((ld(x[c]) - mu) * rs * ld(gamma[c]) + ld(beta[c]));
+}
+
 template <class D, class S, class Di>
 void ln_forward(const Cuda& ctx, D* out, S* mean, S* rstd, const Di* in, int rows, int C,
                 float eps, const char* what) {
@@ -126,6 +148,19 @@ void layernorm_backward(const Cuda& ctx, R* din, const T* dout, const R* in, con
                         const S* rstd, int rows, int C) {
   using namespace cuda_detail;
   ln_backward(ctx, dptr(din), dptr(dout), dptr(in), dptr(mean), dptr(rstd), rows, C, "layernorm_backward");
+}
+
+/// out = (in - mean) * rstd * gamma + beta per row of C elements (nn.LayerNorm with
+/// elementwise_affine=True), statistics in fp32, none saved. Forward only; out may alias in.
+template <CudaReal T>
+void layernorm_affine_forward(const Cuda& ctx, T* out, const T* in, const T* gamma, const T* beta, int rows, int C,
+                              CudaScalar eps = 1e-6) {
+  using namespace cuda_detail;
+  if (rows <= 0 || C <= 0) return;
+  const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  ln_affine_fwd_kernel<<<grid, kRowsPerBlock * 32, 0, ctx.stream()>>>(dptr(out), dptr(in), dptr(gamma), dptr(beta),
+                                                                      rows, C, eps.v);
+  REDI_CUDA_LAUNCH_CHECK("layernorm_affine_forward");
 }
 
 }  // namespace ops
