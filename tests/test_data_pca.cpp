@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "redi/core/paths.hpp"
 #include "redi/data/features.hpp"
 #include "redi/data/pca.hpp"
@@ -344,6 +348,31 @@ TEST(DataFeatures, PatchPixelEncoderPipeline) {
   for (std::size_t i = 0; i < direct.size(); ++i) EXPECT_EQ(z[std::int64_t(i)], direct[i]);
   const Tensor<float> pre = dinov2_preprocess(b.images.view(), 14);
   EXPECT_EQ(pre.shape(), (Shape{2, 3, 14, 14}));
+}
+
+// DINOv2 preprocessing runs its images on OpenMP threads: each image's result is the one it gets
+// alone, and the batch does not depend on the thread count.
+TEST(DataPca, Dinov2PreprocessPerImageAndThreadIndependent) {
+  const std::int64_t B = 5, H = 37, W = 29;
+  Tensor<float> x(Shape{B, 3, H, W});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = u(rng);
+  const Tensor<float> all = dinov2_preprocess(x.view(), 22);
+  ASSERT_EQ(all.shape(), (Shape{B, 3, 22, 22}));
+  const std::int64_t per = 3 * 22 * 22;
+  for (std::int64_t b = 0; b < B; ++b) {
+    const View<const float> one{x.data() + b * 3 * H * W, Shape{1, 3, H, W}};
+    const Tensor<float> single = dinov2_preprocess(one, 22);
+    for (std::int64_t i = 0; i < per; ++i) ASSERT_EQ(single[i], all[b * per + i]) << "image " << b << " element " << i;
+  }
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(threads > 1 ? 1 : 2);
+  const Tensor<float> other = dinov2_preprocess(x.view(), 22);
+  omp_set_num_threads(threads);
+  for (std::int64_t i = 0; i < all.numel(); ++i) ASSERT_EQ(other[i], all[i]) << "element " << i;
+#endif
 }
 
 // Hostile files (issue 15): a NaN or Inf in a PCA or PC-normalisation file would silently poison
