@@ -210,7 +210,7 @@ TEST(DevicePath, DiTMergedDdpmMatchesTheCpuModelBitForBit) {
 TEST(DevicePath, RecomputationOnTheDeviceMatchesTheCpuModelBitForBit) {
   check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Attention);
   check_device_path<SiT, Merged, FlowMatching>(false, 4, 1, Recompute::Mlp);
-  check_device_path<DiT, Separate, DDPM>(true, 0, 0, Recompute::Block);
+  check_device_path<DiT, Separate, DDPM>(true, 0, 1, Recompute::Block);
 }
 
 // The device sampler's other cases: ODE Euler, every guidance policy, a guidance interval

@@ -7,6 +7,7 @@
 
 #include "gradcheck.hpp"
 #include "redi/ops/activation.hpp"
+#include "redi/ops/elementwise.hpp"
 #include "redi/ops/layernorm.hpp"
 #include "redi/ops/modulate.hpp"
 #include "redi/ops/softmax.hpp"
@@ -82,6 +83,26 @@ TEST(LayerNorm, FloatMatchesDoubleLarge) {
                                  rows, C);
   EXPECT_LT(max_scaled_diff(yf, y), 1e-5);
   EXPECT_LT(max_scaled_diff(dxf, dx), 1e-5);
+}
+
+// The DiT block's dh += LN'(...) in one pass: exactly layernorm_backward followed by add_inplace
+// (the same expression, then one addition; the build has -ffp-contract=off), in float and double.
+template <class T>
+void check_ln_backward_accumulate() {
+  const int rows = 37, C = 72;  // more rows x C than one OpenMP chunk threshold would split oddly
+  auto x = cast<T>(normal<double>(rows * C, 7)), g = cast<T>(normal<double>(rows * C, 8));
+  auto acc = cast<T>(normal<double>(rows * C, 9));
+  std::vector<T> y(x.size()), m(rows), rs(rows), din(x.size()), ref = acc;
+  ops::layernorm_forward<T>(cpu, y.data(), m.data(), rs.data(), x.data(), rows, C);
+  ops::layernorm_backward<T>(cpu, din.data(), g.data(), x.data(), m.data(), rs.data(), rows, C);
+  ops::add_inplace<T>(cpu, ref.data(), din.data(), std::int64_t(ref.size()));
+  ops::layernorm_backward_accumulate<T>(cpu, acc.data(), g.data(), x.data(), m.data(), rs.data(), rows, C);
+  for (std::size_t i = 0; i < acc.size(); ++i) ASSERT_EQ(acc[i], ref[i]) << "element " << i;
+}
+
+TEST(LayerNorm, BackwardAccumulateIsBackwardThenAdd) {
+  check_ln_backward_accumulate<float>();
+  check_ln_backward_accumulate<double>();
 }
 
 // ---------------------------------------------------------------- modulate / gated residual

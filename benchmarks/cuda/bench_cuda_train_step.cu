@@ -19,7 +19,9 @@
 //                images/s for the paper's 250-step SDE sampler with CFG.
 //
 //   bench_cuda_train_step [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE]
-//                         [--peak-tflops X]
+//                         [--peak-tflops X] [--recompute none|attention|mlp|block]
+//   --recompute: the activation-recomputation policy of the trained network (nn/recompute.hpp;
+//   e.g. mlp lets batch 256 fit an 80 GB card, docs/cuda.md); reported as the key `recompute`.
 //
 // Prints one "RESULT key=value ..." line per measurement (parsed by tests/cuda/device_check.sh)
 // and writes them as JSON with --json. Without a CUDA device: prints "SKIPPED" and exits 0.
@@ -137,7 +139,7 @@ double datasheet_bf16_tflops(const std::string& name) {
 
 /// One precision's measurements; returns false when no batch fits.
 template <class P>
-bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_batch,
+bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_batch, redi::Recompute recompute,
                      double peak_bf16, double datasheet, Results& R) {
   using Model = redi::ReDi<redi::SiT, redi::Merged, redi::FlowMatching, P, Cuda>;
   using T = typename Model::network_type::value_type;
@@ -148,6 +150,7 @@ bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_bat
   o.train.grad_clip = 1.0;
   const auto t_init = std::chrono::steady_clock::now();
   Model m(o, ctx);  // host-side DiT init of 2 x 675M parameters
+  m.net().set_recompute(recompute);
   const double init_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_init).count();
   const int Cx = cfg.image_channels, r = cfg.feature_channels, HW = cfg.input_size * cfg.input_size;
@@ -197,6 +200,7 @@ bool bench_precision(const Cuda& ctx, const char* tag, int steps, int forced_bat
   add("init_s", init_s);
   add("flash_attention", m.net().uses_flash_attention() ? "cudnn" : "fallback");
   add("batch", double(B));
+  add("recompute", std::string(redi::recompute_name(recompute)));
   add("step_ms", ms);
   add("train_images_per_s", B / (ms * 1e-3));
   add("train_tflops", tflops);
@@ -265,6 +269,7 @@ int run(int argc, char** argv) {
   int steps = 5, forced_batch = 0;
   std::string precision = "both";
   const char* json = nullptr;
+  redi::Recompute recompute = redi::Recompute::None;
   double peak_override = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::atoi(argv[++i]);
@@ -272,9 +277,11 @@ int run(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) precision = argv[++i];
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else if (!std::strcmp(argv[i], "--peak-tflops") && i + 1 < argc) peak_override = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--recompute") && i + 1 < argc) recompute = redi::parse_recompute(argv[++i]);
     else {
       std::fprintf(stderr,
-                   "usage: %s [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE] [--peak-tflops X]\n",
+                   "usage: %s [--steps N] [--batch B] [--precision bf16|fp32|both] [--json FILE] [--peak-tflops X]"
+                   " [--recompute none|attention|mlp|block]\n",
                    argv[0]);
       return 2;
     }
@@ -305,8 +312,8 @@ int run(int argc, char** argv) {
   }
   R.print_line("gemm", 0);
   bool ok = true;
-  if (precision != "fp32") ok &= bench_precision<redi::BF16Mixed>(ctx, "bf16", steps, forced_batch, peak_bf16, datasheet, R);
-  if (precision != "bf16") ok &= bench_precision<float>(ctx, "fp32", steps, forced_batch, peak_bf16, datasheet, R);
+  if (precision != "fp32") ok &= bench_precision<redi::BF16Mixed>(ctx, "bf16", steps, forced_batch, recompute, peak_bf16, datasheet, R);
+  if (precision != "bf16") ok &= bench_precision<float>(ctx, "fp32", steps, forced_batch, recompute, peak_bf16, datasheet, R);
   if (json) R.write_json(json);
   return ok ? 0 : 1;
 }

@@ -184,6 +184,18 @@ TEST(CudaResidualFp32, MixedTypesKeepTheResidualInFp32) {
   ops::layernorm_backward(ctx(), d_dres.data(), d_gr.data(), d_h.data(), d_mean.data(), d_rstd.data(), rows, C);
   EXPECT_TRUE(close(host(d_ln), ln, Tol<bf16>::elem)) << "layernorm_forward fp32 -> bf16";
   EXPECT_TRUE(close(host(d_dres), dres, Tol<float>::red)) << "layernorm_backward into fp32";
+  {  // accumulated into an fp32 dh in the same pass: = backward then accumulate on the device,
+     // exactly (both sum v + dh in fp32 once), and the CPU's dh + dres to reduction accuracy
+    const auto dh0 = randn(s.tokens(), 44);
+    std::vector<float> dh_cpu = dh0;
+    for (std::size_t i = 0; i < dh_cpu.size(); ++i) dh_cpu[i] += dres[i];
+    auto d_acc = dev<float>(dh0), d_two = dev<float>(dh0);
+    ops::layernorm_backward_accumulate(ctx(), d_acc.data(), d_gr.data(), d_h.data(), d_mean.data(), d_rstd.data(),
+                                       rows, C);
+    ops::accumulate(ctx(), d_two.data(), d_dres.data(), std::int64_t(s.tokens()));
+    EXPECT_EQ(host(d_acc), host(d_two)) << "layernorm_backward_accumulate vs backward + accumulate";
+    EXPECT_TRUE(close(host(d_acc), dh_cpu, Tol<float>::red)) << "layernorm_backward_accumulate vs CPU";
+  }
   // gated residual: fp32 x += bf16 gate * bf16 y, exact to fp32 (a bf16 x would lose y: |y| ~
   // 1e-3 |x|, below bf16's 2^-9)
   std::vector<float> x = h;

@@ -77,6 +77,11 @@ struct Backend<Cuda> {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
   template <class T, class S, class R>
+  static void layernorm_backward_accumulate(const Cuda& c, R* acc, const T* dout, const R* in, const S* mean,
+                                            const S* rstd, int rows, int C) {
+    ops::layernorm_backward_accumulate(c, acc, dout, in, mean, rstd, rows, C);
+  }
+  template <class T, class S, class R>
   static void layernorm_modulate_forward(const Cuda& c, T* ln, T* out, S* mean, S* rstd, const R* in, const T* shift,
                                          const T* scale, int B, int L, int C, int mod_stride) {
     ops::layernorm_modulate_forward(c, ln, out, mean, rstd, in, shift, scale, B, L, C, mod_stride);

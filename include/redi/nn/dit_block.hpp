@@ -10,7 +10,8 @@
 // bf16 / fp32 / fp32 / fp32 for BF16Mixed, as PyTorch autocast: only what feeds a GEMM or the
 // attention is bf16). The R values are touched by LayerNorm (reads R, writes T), the gated
 // residual (R = R + T * T, written out of place: h_mid and h_out in one pass each, no copy
-// of h_in / h_mid first), LayerNorm's backward (writes R) and Ops::accumulate (R += T or R):
+// of h_in / h_mid first), LayerNorm's backward (adds into R in its own pass:
+// layernorm_backward_accumulate) and Ops::accumulate (R += T or R):
 // none of the 2 x depth additions into h or dh, nor the depth additions into dsc, rounds to T.
 // Attention: the exact-contract op (probs [B, H, S, S] saved), or, where the device has one
 // for this shape (has_flash_attention<Ctx, T> and acts.lse set), the fused flash op that
@@ -111,24 +112,22 @@ private:
   }
 };
 
-/// Scratch shared by all blocks' backward passes (carved next to the activations). dres
-/// (LayerNorm's input gradient, R) is d_small itself when R == T.
+/// Scratch shared by all blocks' backward passes (carved next to the activations). LayerNorm's
+/// input gradient needs none: it is added into dh in the LayerNorm backward's own pass
+/// (layernorm_backward_accumulate). R is kept for the callers' spelling; nothing here is R.
 template <class T, class R = T>
 struct BlockScratch {
-  T *d_big1, *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
-  R *dres;
+  T *d_big2, *dqkv, *att, *d_small, *dtmp, *dmod, *dsc_tmp;
 
   template <class W>
   void carve(W& w, const BlockDims& d, bool flash) {
     using Ops = Backend<typename W::device_type>;
     const std::int64_t N = d.N(), D = d.D;
-    d_big1 = w.template take<T>(N * d.Dm); d_big2 = w.template take<T>(N * d.Dm);
+    d_big2 = w.template take<T>(N * d.Dm);
     dqkv = w.template take<T>(3 * N * D);
     att = flash ? nullptr : w.template take<T>(Ops::attention_scratch_elems(d.B, d.S, d.H, D / d.H));
     d_small = w.template take<T>(N * D); dtmp = w.template take<T>(N * D);
     dmod = w.template take<T>(std::int64_t(d.B) * 6 * D); dsc_tmp = w.template take<T>(std::int64_t(d.B) * D);
-    if constexpr (std::is_same_v<T, R>) dres = d_small;
-    else dres = w.template take<R>(N * D);
   }
 };
 
@@ -220,8 +219,7 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   Ops::linear_dgelu_backward(ctx, s.d_big2, g.fc1_b, s.d_small, w.fc2_w, a.f1, rows, d.Dm, D);  // + fc1's db
   Ops::linear_backward(ctx, s.d_small, g.fc1_w, static_cast<G*>(nullptr), s.d_big2, a.m2, w.fc1_w, rows, D, d.Dm);
   Ops::modulate_backward(ctx, s.dtmp, dshift2, dscale2, s.d_small, a.ln2, scale2, B, S, D, ms);
-  Ops::layernorm_backward(ctx, s.dres, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);
-  Ops::accumulate(ctx, dh, s.dres, ND);  // dh = dL/dh_mid
+  Ops::layernorm_backward_accumulate(ctx, dh, s.dtmp, a.h_mid, a.mean2, a.rstd2, rows, D);  // dh = dL/dh_mid
   // attention branch: h_mid = h_in + gate1 * a
   if (a.recompute == Recompute::Attention) detail::block_attention_forward(ctx, d, w, a);
   Ops::gated_residual_backward(ctx, s.d_small, dgate1, dh, a.a, gate1, B, S, D, ms);
@@ -234,8 +232,7 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   }
   Ops::linear_backward(ctx, s.d_small, g.qkv_w, g.qkv_b, s.dqkv, a.m1, w.qkv_w, rows, D, 3 * D);
   Ops::modulate_backward(ctx, s.dtmp, dshift1, dscale1, s.d_small, a.ln1, scale1, B, S, D, ms);
-  Ops::layernorm_backward(ctx, s.dres, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);
-  Ops::accumulate(ctx, dh, s.dres, ND);  // dh = dL/dh_in
+  Ops::layernorm_backward_accumulate(ctx, dh, s.dtmp, a.h_in, a.mean1, a.rstd1, rows, D);  // dh = dL/dh_in
   // adaLN modulation
   Ops::linear_backward(ctx, s.dsc_tmp, g.ada_w, g.ada_b, s.dmod, sc, w.ada_w, B, D, 6 * D);
   Ops::accumulate(ctx, dsc, s.dsc_tmp, std::int64_t(B) * D);

@@ -63,6 +63,7 @@ concept OpsBackend = requires(const Dev& d, T* x, const T* cx, S* s, const S* cs
   Backend<Dev>::linear_dgelu_backward(d, x, g, cx, cx, cx, i, i, i); // fc2's din * gelu'(pre), fc1's db
   Backend<Dev>::layernorm_forward(d, x, s, s, ch, i, i);
   Backend<Dev>::layernorm_backward(d, h, cx, ch, cs, cs, i, i);
+  Backend<Dev>::layernorm_backward_accumulate(d, h, cx, ch, cs, cs, i, i);  // h += LN'(...), one pass
   Backend<Dev>::modulate_forward(d, x, cx, cx, cx, i, i, i, i);
   Backend<Dev>::layernorm_modulate_forward(d, x, x, s, s, ch, cx, cx, i, i, i, i);  // LN then modulate, one op
   Backend<Dev>::modulate_backward(d, x, x, x, cx, cx, cx, i, i, i, i);

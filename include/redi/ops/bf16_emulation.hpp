@@ -30,6 +30,7 @@
 #pragma once
 #include <concepts>
 #include <cstdint>
+#include <vector>
 
 #include "redi/core/device.hpp"
 #include "redi/core/dtype.hpp"
@@ -144,6 +145,14 @@ struct Backend<Bf16Emulator<Res>> : Backend<Cpu> {
                                  const float* rstd, int rows, int C) {
     Base::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
     rnd_res(din, std::int64_t(rows) * C);  // residual type
+  }
+  // The fused op as the two emulated ops it replaces (the gradient rounded to the residual type,
+  // then accumulated and rounded), so the emulation's numerics do not depend on the fusion.
+  static void layernorm_backward_accumulate(const Ctx& c, float* acc, const float* dout, const float* in,
+                                            const float* mean, const float* rstd, int rows, int C) {
+    std::vector<float> din(std::size_t(rows) * std::size_t(C));
+    layernorm_backward(c, din.data(), dout, in, mean, rstd, rows, C);
+    accumulate(c, acc, din.data(), std::int64_t(rows) * C);
   }
   static void layernorm_modulate_forward(const Ctx& c, float* ln, float* out, float* mean, float* rstd,
                                          const float* in, const float* shift, const float* scale, int B, int L,

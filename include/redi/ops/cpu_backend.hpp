@@ -79,6 +79,11 @@ struct Backend<Cpu> {
     ops::layernorm_backward(c, din, dout, in, mean, rstd, rows, C);
   }
   template <CpuReal T>
+  static void layernorm_backward_accumulate(const Cpu& c, T* acc, const T* dout, const T* in, const T* mean,
+                                            const T* rstd, int rows, int C) {
+    ops::layernorm_backward_accumulate(c, acc, dout, in, mean, rstd, rows, C);
+  }
+  template <CpuReal T>
   static void modulate_forward(const Cpu& c, T* out, const T* in, const T* shift, const T* scale, int B, int L,
                                int C, int mod_stride) {
     ops::modulate_forward(c, out, in, shift, scale, B, L, C, mod_stride);

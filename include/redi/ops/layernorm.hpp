@@ -52,11 +52,12 @@ inline void layernorm_forward(const Cpu&, T* out, T* mean, T* rstd, const T* in,
   }
 }
 
-/// din = rstd * (dout - mean(dout) - xhat * mean(dout * xhat)), xhat = (in - mean) * rstd.
-template <CpuReal T>
-inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, const T* mean,
-                               const T* rstd, int rows, int C) {
-  if (!din) return;
+namespace detail {
+/// LayerNorm's input gradient v = rstd * (dout - mean(dout) - xhat * mean(dout * xhat)),
+/// xhat = (in - mean) * rstd, written (din = v) or accumulated (din += v).
+template <bool Accumulate, CpuReal T>
+inline void layernorm_backward_rows(T* din, const T* dout, const T* in, const T* mean, const T* rstd, int rows,
+                                    int C) {
   [[maybe_unused]] const std::int64_t n = std::int64_t(rows) * C;
 #pragma omp parallel for schedule(static) if (n > kOmpMinWork / 2)
   for (int r = 0; r < rows; ++r) {
@@ -72,8 +73,28 @@ inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, c
     }
     const T mg = sg / T(C), mgx = sgx / T(C);
 #pragma omp simd
-    for (int c = 0; c < C; ++c) dx[c] = rs * (g[c] - mg - ((x[c] - mu) * rs) * mgx);
+    for (int c = 0; c < C; ++c) {
+      const T v = rs * (g[c] - mg - ((x[c] - mu) * rs) * mgx);
+      if constexpr (Accumulate) dx[c] += v;
+      else dx[c] = v;
+    }
   }
+}
+}  // namespace detail
+
+/// din = rstd * (dout - mean(dout) - xhat * mean(dout * xhat)), xhat = (in - mean) * rstd.
+template <CpuReal T>
+inline void layernorm_backward(const Cpu&, T* din, const T* dout, const T* in, const T* mean,
+                               const T* rstd, int rows, int C) {
+  if (din) detail::layernorm_backward_rows<false>(din, dout, in, mean, rstd, rows, C);
+}
+
+/// acc += dL/din: layernorm_backward added into the residual gradient in the same pass (the DiT
+/// block's dh += LN'(...), without writing and re-reading the gradient of the LayerNorm input).
+template <CpuReal T>
+inline void layernorm_backward_accumulate(const Cpu&, T* acc, const T* dout, const T* in, const T* mean,
+                                          const T* rstd, int rows, int C) {
+  detail::layernorm_backward_rows<true>(acc, dout, in, mean, rstd, rows, C);
 }
 
 /// out = (in - mean) * rstd * gamma + beta per row of C elements (nn.LayerNorm with

@@ -48,8 +48,9 @@ __global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, 
   }
 }
 
-/// din = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout.
-template <class Do, class D, class Di, class S>
+/// din = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout; with Accumulate, din += that
+/// (the sum in fp32, one rounding to Do).
+template <bool Accumulate, class Do, class D, class Di, class S>
 __global__ void ln_bwd_kernel(Do* din, const D* dout, const Di* in, const S* mean, const S* rstd,
                               int rows, int C) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
@@ -68,7 +69,9 @@ __global__ void ln_bwd_kernel(Do* din, const D* dout, const Di* in, const S* mea
   const float mg = warp_sum(sg) / float(C), mgx = warp_sum(sgx) / float(C);
   for (int c = lane; c < C; c += 32) {
     const float g = ld(gr[c]);
-    dx[c] = st<Do>(rs * (g - mg - ((ld(x[c]) - mu) * rs) * mgx));
+    const float v = rs * (g - mg - ((ld(x[c]) - mu) * rs) * mgx);
+    if constexpr (Accumulate) dx[c] = st<Do>(ld(dx[c]) + v);
+    else dx[c] = st<Do>(v);
   }
 }
 
@@ -102,12 +105,12 @@ void ln_forward(const Cuda& ctx, D* out, S* mean, S* rstd, const Di* in, int row
   REDI_CUDA_LAUNCH_CHECK(what);
 }
 
-template <class Do, class D, class Di, class S>
+template <bool Accumulate = false, class Do, class D, class Di, class S>
 void ln_backward(const Cuda& ctx, Do* din, const D* dout, const Di* in, const S* mean,
                  const S* rstd, int rows, int C, const char* what) {
   if (rows <= 0 || C <= 0 || !din) return;
   const unsigned grid = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  ln_bwd_kernel<<<grid, kRowsPerBlock * 32, 0, ctx.stream()>>>(din, dout, in, mean, rstd, rows, C);
+  ln_bwd_kernel<Accumulate><<<grid, kRowsPerBlock * 32, 0, ctx.stream()>>>(din, dout, in, mean, rstd, rows, C);
   REDI_CUDA_LAUNCH_CHECK(what);
 }
 
@@ -148,6 +151,16 @@ void layernorm_backward(const Cuda& ctx, R* din, const T* dout, const R* in, con
                         const S* rstd, int rows, int C) {
   using namespace cuda_detail;
   ln_backward(ctx, dptr(din), dptr(dout), dptr(in), dptr(mean), dptr(rstd), rows, C, "layernorm_backward");
+}
+
+/// acc (the residual type R) += dL/din: layernorm_backward added into the residual gradient in
+/// the same pass (no write and re-read of a separate input gradient).
+template <CudaReal T, CudaReal S, CudaReal R>
+void layernorm_backward_accumulate(const Cuda& ctx, R* acc, const T* dout, const R* in, const S* mean,
+                                   const S* rstd, int rows, int C) {
+  using namespace cuda_detail;
+  ln_backward<true>(ctx, dptr(acc), dptr(dout), dptr(in), dptr(mean), dptr(rstd), rows, C,
+                    "layernorm_backward_accumulate");
 }
 
 /// out = (in - mean) * rstd * gamma + beta per row of C elements (nn.LayerNorm with
