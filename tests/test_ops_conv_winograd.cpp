@@ -14,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "conv_reference.hpp"
 #include "gradcheck.hpp"
 #include "io_test_util.hpp"
 #include "redi/ops/conv2d.hpp"
@@ -23,29 +24,6 @@ using namespace redi::test;
 using ops::Conv2dGeometry;
 
 namespace {
-
-/// Direct convolution in long double: out [B, OC, OH, OW].
-template <class T>
-std::vector<double> conv_direct(const std::vector<T>& x, const std::vector<T>& w, const T* b, int B, int H, int W,
-                                const Conv2dGeometry& g) {
-  const int OH = g.out_h(H), OW = g.out_w(W), C = g.in_channels, OC = g.out_channels;
-  std::vector<double> y(std::size_t(B) * OC * OH * OW);
-  for (int n = 0; n < B; ++n)
-    for (int o = 0; o < OC; ++o)
-      for (int oy = 0; oy < OH; ++oy)
-        for (int ox = 0; ox < OW; ++ox) {
-          long double s = b ? b[o] : 0;
-          for (int c = 0; c < C; ++c)
-            for (int i = 0; i < 3; ++i)
-              for (int j = 0; j < 3; ++j) {
-                const int iy = oy - g.pad_top + i, ix = ox - g.pad_left + j;
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                s += (long double)w[((std::size_t(o) * C + c) * 3 + i) * 3 + j] * x[((std::size_t(n) * C + c) * H + iy) * W + ix];
-              }
-          y[((std::size_t(n) * OC + o) * OH + oy) * OW + ox] = double(s);
-        }
-  return y;
-}
 
 struct Case {
   const char* name;

@@ -11,6 +11,21 @@
 namespace redi {
 namespace cuda_detail {
 
+/// One row's two-pass fp32 statistics, one warp per row: mu = mean(x), rs = 1 / sqrt(mean((x -
+/// mu)^2) + eps) (the arithmetic of the CPU's row_stats, summed in warp order).
+template <class Di>
+__device__ inline void warp_row_stats(const Di* x, int C, float eps, int lane, float& mu, float& rs) {
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32) s += ld(x[c]);
+  mu = warp_sum(s) / float(C);
+  float ss = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = ld(x[c]) - mu;
+    ss += d * d;
+  }
+  rs = 1.0f / sqrtf(warp_sum(ss) / float(C) + eps);
+}
+
 /// With mod_out: also mod_out = out * (1 + scale) + shift from the stored (rounded) out, the
 /// modulate kernel's arithmetic, per sample b = row / L at v[b * mod_stride + c].
 template <class D, class S, class Di>
@@ -22,15 +37,8 @@ __global__ void ln_fwd_kernel(D* out, S* mean, S* rstd, const Di* in, int rows, 
   if (row >= rows) return;
   const Di* x = in + std::int64_t(row) * C;
   D* y = out + std::int64_t(row) * C;
-  float s = 0.0f;
-  for (int c = lane; c < C; c += 32) s += ld(x[c]);
-  const float mu = warp_sum(s) / float(C);
-  float ss = 0.0f;
-  for (int c = lane; c < C; c += 32) {
-    const float d = ld(x[c]) - mu;
-    ss += d * d;
-  }
-  const float rs = 1.0f / sqrtf(warp_sum(ss) / float(C) + eps);
+  float mu, rs;
+  warp_row_stats(x, C, eps, lane, mu, rs);
   if (!mod_out) {
     for (int c = lane; c < C; c += 32) y[c] = st<D>((ld(x[c]) - mu) * rs);
   } else {
@@ -84,15 +92,8 @@ __global__ void ln_affine_fwd_kernel(D* out, const D* in, const D* gamma, const 
   if (row >= rows) return;
   const D* x = in + std::int64_t(row) * C;
   D* y = out + std::int64_t(row) * C;
-  float s = 0.0f;
-  for (int c = lane; c < C; c += 32) s += ld(x[c]);
-  const float mu = warp_sum(s) / float(C);
-  float ss = 0.0f;
-  for (int c = lane; c < C; c += 32) {
-    const float d = ld(x[c]) - mu;
-    ss += d * d;
-  }
-  const float rs = 1.0f / sqrtf(warp_sum(ss) / float(C) + eps);
+  float mu, rs;
+  warp_row_stats(x, C, eps, lane, mu, rs);
   for (int c = lane; c < C; c += 32) y[c] = st<D>((ld(x[c]) - mu) * rs * ld(gamma[c]) + ld(beta[c]));
 }
 
