@@ -26,19 +26,8 @@
 #include "redi/core/philox.hpp"
 #include "redi/ops/cpu_backend.hpp"
 #include "redi/train/checkpoint.hpp"
+#include "staged_host.hpp"
 #include "toy_data.hpp"
-
-namespace staged {
-/// Host memory behind a non-host device tag; its context converts to the CPU's.
-struct StagedHost : redi::Cpu {
-  static constexpr bool is_host = false;
-  static constexpr const char* name = "staged-host";
-};
-}  // namespace staged
-
-/// The test device runs the CPU's ops.
-template <>
-struct redi::Backend<staged::StagedHost> : redi::Backend<redi::Cpu> {};
 
 using namespace redi;
 using staged::StagedHost;

@@ -16,21 +16,10 @@
 #include "redi/ops/cpu_backend.hpp"
 #include "redi/train/dinov2_encoder.hpp"
 #include "redi/weights/dinov2.hpp"
-
-namespace staged_dino {
-/// Host memory behind a non-host device tag; its context converts to the CPU's.
-struct StagedHost : redi::Cpu {
-  static constexpr bool is_host = false;
-  static constexpr const char* name = "staged-host";
-};
-}  // namespace staged_dino
-
-/// The test device runs the CPU's ops.
-template <>
-struct redi::Backend<staged_dino::StagedHost> : redi::Backend<redi::Cpu> {};
+#include "staged_host.hpp"
 
 using namespace redi;
-using staged_dino::StagedHost;
+using staged::StagedHost;
 
 namespace {
 
