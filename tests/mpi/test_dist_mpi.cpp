@@ -25,17 +25,10 @@
 #include "redi/ops/cpu_backend.hpp"
 #include "redi/train/distributed_sampling.hpp"
 #include "redi/train/trainer.hpp"
+#include "staged_host.hpp"
 
-namespace staged {
-/// Host memory behind a non-host device tag (as in tests/test_device_path.cpp): the gradients of
-/// a model on it take DataParallel's device path, staged through host memory for dist::Mpi.
-struct StagedHost : redi::Cpu {
-  static constexpr bool is_host = false;
-  static constexpr const char* name = "staged-host";
-};
-}  // namespace staged
-template <>
-struct redi::Backend<staged::StagedHost> : redi::Backend<redi::Cpu> {};
+// staged::StagedHost (tests/staged_host.hpp): the gradients of a model on it take
+// DataParallel's device path, staged through host memory for dist::Mpi.
 
 using namespace redi;
 namespace fs = std::filesystem;
