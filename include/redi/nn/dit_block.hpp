@@ -201,7 +201,6 @@ void block_backward(const Ctx& ctx, const BlockDims& d, const BlockWeights<T>& w
   using Ops = Backend<Ctx>;
   const int B = d.B, S = d.S, D = d.D, H = d.H, rows = int(d.N());
   const int ms = 6 * D;
-  const std::int64_t ND = d.N() * D;
   const T *scale1 = a.mod + D, *gate1 = a.mod + 2 * D, *scale2 = a.mod + 4 * D, *gate2 = a.mod + 5 * D;
   T *dshift1 = s.dmod, *dscale1 = s.dmod + D, *dgate1 = s.dmod + 2 * D;
   T *dshift2 = s.dmod + 3 * D, *dscale2 = s.dmod + 4 * D, *dgate2 = s.dmod + 5 * D;
